@@ -1,0 +1,52 @@
+"""Hydra entry points. Each turns a composed config into typed arguments and calls the API."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .paths import data_root, project_root
+
+CONF_DIR = project_root() / "conf"
+
+
+def _conf_dir() -> str:
+    if not CONF_DIR.is_dir():
+        sys.exit(f"brainfm: config folder {CONF_DIR} not found; install brainfm from its "
+                 "source checkout (pip install -e .) so that conf/ is available")
+    return str(CONF_DIR)
+
+
+def run_prep(cfg) -> int:
+    """brainfm-prep body: returns a process exit code (1 when any recording failed)."""
+    from omegaconf import OmegaConf
+
+    from .data.datasets import DatasetSpec
+    from .data.prep import prepare
+    from .data.standardise import StandardiseConfig
+    from .errors import BrainfmError
+
+    try:
+        spec = DatasetSpec.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
+        std_cfg = OmegaConf.to_container(cfg.standardise, resolve=True)
+        std_cfg.update(spec.standardise)
+        std = StandardiseConfig.from_dict(std_cfg)
+        summary = prepare(spec, std, data_root(cfg.data_root), Path(cfg.store_dir),
+                          dtype=cfg.dtype, overwrite=bool(cfg.overwrite), n_jobs=int(cfg.n_jobs),
+                          limit=cfg.limit, progress=bool(cfg.progress))
+    except (BrainfmError, ValueError) as err:
+        print(f"brainfm-prep: {err}", file=sys.stderr)
+        return 2
+    print(summary.as_text())
+    return 1 if summary.failed and not summary.windows else 0
+
+
+def prep_main() -> None:
+    import hydra
+
+    @hydra.main(config_path=_conf_dir(), config_name="prep", version_base="1.3")
+    def _main(cfg) -> None:
+        code = run_prep(cfg)
+        if code:
+            sys.exit(code)
+
+    _main()

@@ -1,0 +1,181 @@
+"""The corpus store: one memory-mapped shard per recording plus manifest tables.
+
+Layout of a store folder::
+
+    store.json            format, dataset spec, standardisation, dtype, config hash
+    shards/<key>.npy      (n_windows, n_channels, n_samples) float16 or float32
+    records/<key>.json    per-recording result: ok (with channels, sensors, windows) or failed
+    recordings.parquet    one row per recording (the manifest's recording table)
+    windows.parquet       one row per window (the manifest's window table)
+
+Every file is written to a temporary name and renamed into place, and a shard counts only
+once its record exists, and the store only once its manifest exists: an interrupted run
+leaves nothing a reader would take as valid.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BrainfmError
+
+STORE_FORMAT = "brainfm-store/1"
+
+
+class StoreError(BrainfmError, RuntimeError):
+    """A store folder is missing, incomplete or was prepared with other settings."""
+
+
+# ---- atomic writes ------------------------------------------------------------------------
+def _tmp_path(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def to_json(obj, indent: int | None = None) -> str:
+    """JSON text of records holding numpy arrays and scalars, paths and tuples."""
+    return json.dumps(obj, indent=indent, sort_keys=True, default=_json_default)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, to_json(obj, indent=1).encode())
+
+
+def atomic_save_array(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_parquet(path: Path, frame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def remove_stale_temporaries(root: Path) -> int:
+    """Delete temporary files an interrupted run left behind; returns how many."""
+    n = 0
+    for tmp in root.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+# ---- reading ------------------------------------------------------------------------------
+class CorpusStore:
+    """Read access to a finished store; shards open lazily, once per process.
+
+    Safe with DataLoader workers: memory maps are never pickled, each worker process opens
+    its own on first use.
+    """
+
+    def __init__(self, root):
+        import pandas as pd
+
+        self.root = Path(root)
+        meta = self.root / "store.json"
+        if not meta.exists():
+            raise StoreError(f"{self.root}: not a brainfm store (no store.json); "
+                             "create it with brainfm-prep")
+        self.meta = json.loads(meta.read_text())
+        if self.meta.get("format") != STORE_FORMAT:
+            raise StoreError(f"{self.root}: store format {self.meta.get('format')!r}, this "
+                             f"brainfm reads {STORE_FORMAT!r}; re-run brainfm-prep")
+        win, recs = self.root / "windows.parquet", self.root / "recordings.parquet"
+        if not (win.exists() and recs.exists()):
+            raise StoreError(f"{self.root}: the store is incomplete (no manifest); an earlier "
+                             "brainfm-prep was interrupted: run it again to finish")
+        self.windows = pd.read_parquet(win)
+        self.recordings = pd.read_parquet(recs)
+        ok = self.recordings[self.recordings["status"] == "ok"]
+        self._sensors = {k: np.asarray(json.loads(s), dtype=np.float32)
+                         for k, s in zip(ok["key"], ok["sensors"])}
+        self._ch_names = {k: json.loads(s) for k, s in zip(ok["key"], ok["ch_names"])}
+        self._shards: dict[str, np.ndarray] = {}
+        self._pid = os.getpid()
+
+    # pickling for DataLoader workers: drop open memory maps
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_shards"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    @property
+    def name(self) -> str:
+        return self.meta["dataset"]["name"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["dataset"]["labels"]["classes"])
+
+    @property
+    def sfreq(self) -> float:
+        return float(self.meta["sfreq"])
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def shard(self, key: str) -> np.ndarray:
+        """The memory-mapped (n_windows, C, T) array of one recording."""
+        if os.getpid() != self._pid:
+            self._shards, self._pid = {}, os.getpid()
+        arr = self._shards.get(key)
+        if arr is None:
+            arr = np.load(self.root / "shards" / f"{key}.npy", mmap_mode="r",
+                          allow_pickle=False)
+            self._shards[key] = arr
+        return arr
+
+    def sensors(self, key: str) -> np.ndarray:
+        return self._sensors[key]
+
+    def ch_names(self, key: str) -> list[str]:
+        return self._ch_names[key]
+
+    def window(self, i: int) -> np.ndarray:
+        """Window ``i`` of the window table as float32 (C, T)."""
+        row = self.windows.iloc[i]
+        return np.asarray(self.shard(row["key"])[row["index"]], dtype=np.float32)
+
+    def summary(self) -> dict:
+        return json.loads((self.root / "summary.json").read_text())
