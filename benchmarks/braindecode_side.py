@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -30,7 +31,6 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-import braindecode
 from braindecode.datasets import BaseConcatDataset
 from braindecode.preprocessing import (
     Preprocessor,
@@ -194,15 +194,25 @@ def loader_throughput(windows_dataset, batch_size=64, num_workers=0, n_batches=N
     return n_windows / elapsed
 
 
-def _peak_rss_mib():
-    """Peak resident memory of this process and of its largest reaped child (MiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return round(own, 1), round(child, 1)
+def _maxrss_mib(who):
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def _peak_rss_mib(children_before):
+    """Peak RSS of this process, and of the largest child reaped since ``children_before``.
+
+    The child figure is None unless a child (e.g. a DataLoader worker) outgrew the
+    baseline; forked children count pages they share with the parent. Pass the
+    value of ``_maxrss_mib(RUSAGE_CHILDREN)`` taken before the measured work:
+    imports fork short-lived helpers (``uname -p``) that inherit the parent's RSS.
+    """
+    children = _maxrss_mib(resource.RUSAGE_CHILDREN)
+    return _maxrss_mib(resource.RUSAGE_SELF), (children if children > children_before else None)
 
 
 def run(task, dataset, data_root, n_jobs=1, workers=0, batch_size=64, n_batches=None):
     """One measurement; returns the JSON-serialisable figures."""
+    children_before = _maxrss_mib(resource.RUSAGE_CHILDREN)
     timings = {}
     t0 = time.perf_counter()
     windows = PREPS[dataset](data_root, n_jobs=n_jobs, timings=timings)
@@ -210,7 +220,7 @@ def run(task, dataset, data_root, n_jobs=1, workers=0, batch_size=64, n_batches=
     X, y, _ = windows[0]
     result = {
         "side": "braindecode",
-        "braindecode": braindecode.__version__,
+        "braindecode": importlib.metadata.version("braindecode"),
         "mne": mne.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -234,7 +244,7 @@ def run(task, dataset, data_root, n_jobs=1, workers=0, batch_size=64, n_batches=
         result.update(workers=workers, batch_size=batch_size,
                       load_windows=stats["windows"], load_s=round(stats["seconds"], 3),
                       batch_dtype=stats["dtype"], windows_per_s=round(rate, 1))
-    result["peak_rss_mib"], result["peak_rss_children_mib"] = _peak_rss_mib()
+    result["peak_rss_mib"], result["peak_rss_children_mib"] = _peak_rss_mib(children_before)
     return result
 
 

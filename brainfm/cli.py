@@ -9,6 +9,16 @@ from .paths import data_root, project_root
 CONF_DIR = project_root() / "conf"
 
 
+def register_resolvers() -> None:
+    """``${brainfm_sample:eegmat}`` -> the embedded sample folder, for configs."""
+    from omegaconf import OmegaConf
+
+    from .paths import sample_root
+
+    if not OmegaConf.has_resolver("brainfm_sample"):
+        OmegaConf.register_new_resolver("brainfm_sample", lambda sub="": str(sample_root() / sub))
+
+
 def _conf_dir() -> str:
     if not CONF_DIR.is_dir():
         sys.exit(f"brainfm: config folder {CONF_DIR} not found; install brainfm from its "
@@ -43,6 +53,7 @@ def run_prep(cfg) -> int:
 def prep_main() -> None:
     import hydra
 
+    register_resolvers()
     @hydra.main(config_path=_conf_dir(), config_name="prep", version_base="1.3")
     def _main(cfg) -> None:
         code = run_prep(cfg)

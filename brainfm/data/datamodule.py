@@ -1,0 +1,104 @@
+"""A Lightning DataModule over corpus stores, with subject-level train/val/test splits."""
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+
+from .loading import BucketBatchSampler, WindowDataset, collate_windows, resolve_stores
+
+
+def split_groups(table, val_fraction: float, test_groups=None, val_groups=None,
+                 seed: int = 0) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test, split by group (subject; recording where no subject).
+
+    Explicit ``test_groups``/``val_groups`` win; otherwise a seeded ``val_fraction`` of the
+    remaining groups is held out. No group ever lands in two splits.
+    """
+    groups = np.where(table["subject"].to_numpy() == "n/a",
+                      table["dataset"] + "/rec/" + table["recording"],
+                      table["dataset"] + "/" + table["subject"]).astype(str)
+    test = set(map(str, test_groups or []))
+    rest = sorted(set(groups) - test)
+    if val_groups is not None:
+        val = set(map(str, val_groups))
+    else:
+        rng = np.random.default_rng(seed)
+        n_val = int(round(val_fraction * len(rest))) if val_fraction > 0 else 0
+        n_val = min(max(n_val, 1 if val_fraction > 0 and len(rest) > 1 else 0), len(rest) - 1)
+        val = set(rng.permutation(rest)[:n_val].tolist()) if n_val > 0 else set()
+    if val & test:
+        raise ValueError(f"groups {sorted(val & test)} are in both validation and test")
+    is_test = np.isin(groups, list(test))
+    is_val = np.isin(groups, list(val))
+    return {"train": np.flatnonzero(~is_test & ~is_val), "val": np.flatnonzero(is_val),
+            "test": np.flatnonzero(is_test), "groups": groups}
+
+
+class BrainDataModule(L.LightningDataModule):
+    """Windows of one or many corpus stores, batched to the brainfm batch contract.
+
+    Parameters
+    ----------
+    stores : list of str
+        Dataset names under ``store_root`` or store folders; datasets with different channel
+        sets and window lengths mix (channels are padded, lengths bucketed).
+    labelled_only : bool
+        Drop unlabelled windows (for supervised tasks).
+    bucket_channels : bool
+        Also bucket by channel count, so batches need no channel padding.
+    val_fraction, test_groups, val_groups : see :func:`split_groups`.
+
+    Under DDP each rank reads its own share of the batches (see :class:`BucketBatchSampler`);
+    run the Trainer with ``use_distributed_sampler=False`` so Lightning leaves it in place.
+    """
+
+    def __init__(self, stores, store_root: str = "stores", patch_len: int = 200,
+                 batch_size: int = 64, num_workers: int = 0, val_fraction: float = 0.1,
+                 test_groups=None, val_groups=None, labelled_only: bool = False,
+                 bucket_channels: bool = False, seed: int = 0, pin_memory: bool = False):
+        super().__init__()
+        self.save_hyperparameters()
+        self.store_paths = resolve_stores(list(stores), store_root)
+        self.full: WindowDataset | None = None
+        self.splits: dict[str, WindowDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.full is not None:
+            return
+        hp = self.hparams
+        full = WindowDataset(self.store_paths, patch_len=hp.patch_len)
+        if hp.labelled_only:
+            full = full.subset(np.flatnonzero(full.table["label"].to_numpy() >= 0))
+        parts = split_groups(full.table, hp.val_fraction, hp.test_groups, hp.val_groups,
+                             hp.seed)
+        self.full = full
+        self.groups = parts.pop("groups")
+        self.splits = {name: full.subset(rows) for name, rows in parts.items()}
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _loader(self, split: str, shuffle: bool) -> torch.utils.data.DataLoader:
+        ds = self.splits[split]
+        rank, world = self._rank()
+        sampler = BucketBatchSampler(
+            ds.shape_keys(), self.hparams.batch_size,
+            channel_keys=ds.channel_keys() if self.hparams.bucket_channels else None,
+            shuffle=shuffle, seed=self.hparams.seed, rank=rank, world_size=world)
+        return torch.utils.data.DataLoader(
+            ds, batch_sampler=sampler, collate_fn=collate_windows,
+            num_workers=self.hparams.num_workers, pin_memory=self.hparams.pin_memory,
+            persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,198 @@
+"""Torch-side access to corpus stores: a window dataset, a bucketing sampler, a collate.
+
+Batches follow the contract in DESIGN.md: ``x`` (B, C, N, P) float32, ``sensors`` (B, C, F),
+``channel_mask`` (B, C) bool, ``y`` (B,), plus integer ``subject``/``session``/``dataset``
+codes. Recordings with different channel sets share a batch by padding channels (mask
+False); windows of different lengths never share one (the sampler buckets by length).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .sensors import N_SENSOR_FEATURES
+from .store import CorpusStore
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """All windows of one or more stores, optionally restricted to some rows.
+
+    ``__getitems__`` fetches a whole batch at once, reading each recording's shard with one
+    fancy index instead of one read per window; DataLoader uses it automatically.
+    """
+
+    def __init__(self, stores, patch_len: int = 200):
+        import pandas as pd
+
+        self.stores = [s if isinstance(s, CorpusStore) else CorpusStore(s) for s in stores]
+        self.patch_len = int(patch_len)
+        frames = []
+        for code, store in enumerate(self.stores):
+            w = store.windows.copy()
+            w["store"] = code
+            frames.append(w)
+        table = pd.concat(frames, ignore_index=True)
+        bad = table["n_samples"] % self.patch_len != 0
+        if bad.any():
+            lengths = sorted(table.loc[bad, "n_samples"].unique().tolist())
+            raise ValueError(f"windows of {lengths} samples are not whole {self.patch_len}-"
+                             "sample patches; re-prepare with a window length that is a "
+                             "multiple of the patch length")
+        # stable integer codes; subjects and sessions are scoped by dataset ("01" of one
+        # dataset is not "01" of another)
+        for col in ("subject", "session", "dataset"):
+            table[col] = table[col].fillna("n/a").astype(str)
+        scoped = {"dataset": table["dataset"],
+                  "subject": table["dataset"] + "/" + table["subject"],
+                  "session": table["dataset"] + "/" + table["subject"] + "/" + table["session"]}
+        for col, values in scoped.items():
+            table[f"{col}_code"] = values.astype("category").cat.codes.astype(np.int64)
+        self._bind(table)
+
+    def _bind(self, table) -> None:
+        self.table = table
+        self._key = table["key"].to_numpy()
+        self._index = table["index"].to_numpy()
+        self._store = table["store"].to_numpy()
+        self._label = table["label"].to_numpy(dtype=np.int64)
+        self._codes = {c: table[f"{c}_code"].to_numpy() for c in
+                       ("subject", "session", "dataset")}
+
+    def subset(self, rows) -> "WindowDataset":
+        """A dataset over some rows of this one (codes stay those of the full table)."""
+        out = object.__new__(WindowDataset)
+        out.stores, out.patch_len = self.stores, self.patch_len
+        out._bind(self.table.iloc[np.asarray(rows, dtype=np.int64)].reset_index(drop=True))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices) -> list[dict]:
+        indices = np.asarray(indices)
+        out: list[dict | None] = [None] * len(indices)
+        order = np.lexsort((self._index[indices], self._key[indices]))
+        start = 0
+        while start < len(order):  # one fancy read per (store, recording) run
+            pos = indices[order[start]]
+            key, store = self._key[pos], self._store[pos]
+            stop = start
+            while (stop < len(order) and self._key[indices[order[stop]]] == key
+                   and self._store[indices[order[stop]]] == store):
+                stop += 1
+            rows = indices[order[start:stop]]
+            shard = self.stores[store].shard(key)
+            block = np.asarray(shard[self._index[rows]], dtype=np.float32)
+            sensors = torch.from_numpy(self.stores[store].sensors(key))
+            block_t = torch.from_numpy(block)
+            for j, r in enumerate(rows):
+                c, t = block.shape[1], block.shape[2]
+                out[order[start + j]] = {
+                    "x": block_t[j].view(c, t // self.patch_len, self.patch_len),
+                    "sensors": sensors, "y": int(self._label[r]),
+                    "subject": int(self._codes["subject"][r]),
+                    "session": int(self._codes["session"][r]),
+                    "dataset": int(self._codes["dataset"][r]), "row": int(r)}
+            start = stop
+        return out  # type: ignore[return-value]
+
+    def shape_keys(self) -> np.ndarray:
+        """Per window: its number of samples (windows of unequal length never mix)."""
+        return self.table["n_samples"].to_numpy()
+
+    def channel_keys(self) -> np.ndarray:
+        """Per window: its channel count, for bucketing by channel set."""
+        return self.table["n_channels"].to_numpy()
+
+
+def collate_windows(items: list[dict]) -> dict:
+    """Stack windows, padding channels to the batch's largest set (``channel_mask`` False)."""
+    n_patches = {it["x"].shape[1] for it in items}
+    if len(n_patches) != 1:
+        raise ValueError(f"windows of {sorted(n_patches)} patches in one batch; use "
+                         "BucketBatchSampler so that each batch holds one window length")
+    b = len(items)
+    c = max(it["x"].shape[0] for it in items)
+    n, p = items[0]["x"].shape[1:]
+    x = torch.zeros(b, c, n, p, dtype=torch.float32)
+    sensors = torch.zeros(b, c, N_SENSOR_FEATURES, dtype=torch.float32)
+    mask = torch.zeros(b, c, dtype=torch.bool)
+    for i, it in enumerate(items):
+        ci = it["x"].shape[0]
+        x[i, :ci] = it["x"]
+        sensors[i, :ci] = it["sensors"]
+        mask[i, :ci] = True
+    batch = {"x": x, "sensors": sensors, "channel_mask": mask}
+    for key in ("y", "subject", "session", "dataset", "row"):
+        batch[key] = torch.tensor([it[key] for it in items], dtype=torch.long)
+    return batch
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches whose windows share a length (and, optionally, a channel count).
+
+    DDP-aware without DistributedSampler: each of ``world_size`` ranks takes every
+    ``world_size``-th batch of the same seeded, epoch-dependent order, and the batch count is
+    made equal on every rank (a few batches repeat) so that collective ops never hang.
+    """
+
+    def __init__(self, length_keys, batch_size: int, channel_keys=None, shuffle: bool = True,
+                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.length_keys = np.asarray(length_keys)
+        self.channel_keys = None if channel_keys is None else np.asarray(channel_keys)
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, int(rank), int(world_size)
+        self.epoch = 0
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _all_batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        keys = self.length_keys if self.channel_keys is None else (
+            self.length_keys.astype(np.int64) * 100_003 + self.channel_keys)
+        batches = []
+        for k in np.unique(keys):
+            idx = np.flatnonzero(keys == k)
+            if self.shuffle:
+                idx = rng.permutation(idx)
+            for s in range(0, len(idx), self.batch_size):
+                chunk = idx[s:s + self.batch_size]
+                if len(chunk) < self.batch_size and self.drop_last:
+                    continue
+                batches.append(chunk)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def _rank_batches(self) -> list[np.ndarray]:
+        batches = self._all_batches()
+        if self.world_size == 1 or not batches:
+            return batches
+        per_rank = math.ceil(len(batches) / self.world_size)
+        padded = batches + batches[: per_rank * self.world_size - len(batches)]
+        return padded[self.rank::self.world_size]
+
+    def __iter__(self):
+        for b in self._rank_batches():
+            yield b.tolist()
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
+
+
+def resolve_stores(names_or_paths, store_root) -> list[Path]:
+    """Store folders from dataset names (under ``store_root``) or explicit paths."""
+    out = []
+    for item in names_or_paths:
+        p = Path(item)
+        out.append(p if p.is_absolute() or p.exists() else Path(store_root) / str(item))
+    return out
