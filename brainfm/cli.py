@@ -26,20 +26,27 @@ def _conf_dir() -> str:
     return str(CONF_DIR)
 
 
-def run_prep(cfg) -> int:
-    """brainfm-prep body: returns a process exit code (1 when any recording failed)."""
+def prep_configs(cfg):
+    """(DatasetSpec, StandardiseConfig) from a composed config; the dataset's own
+    ``standardise`` block overrides single keys of the standardise group."""
     from omegaconf import OmegaConf
 
     from .data.datasets import DatasetSpec
-    from .data.prep import prepare
     from .data.standardise import StandardiseConfig
+
+    spec = DatasetSpec.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
+    std_cfg = OmegaConf.to_container(cfg.standardise, resolve=True)
+    std_cfg.update(spec.standardise)
+    return spec, StandardiseConfig.from_dict(std_cfg)
+
+
+def run_prep(cfg) -> int:
+    """brainfm-prep body: returns a process exit code (1 when every recording failed)."""
+    from .data.prep import prepare
     from .errors import BrainfmError
 
     try:
-        spec = DatasetSpec.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
-        std_cfg = OmegaConf.to_container(cfg.standardise, resolve=True)
-        std_cfg.update(spec.standardise)
-        std = StandardiseConfig.from_dict(std_cfg)
+        spec, std = prep_configs(cfg)
         summary = prepare(spec, std, data_root(cfg.data_root), Path(cfg.store_dir),
                           dtype=cfg.dtype, overwrite=bool(cfg.overwrite), n_jobs=int(cfg.n_jobs),
                           limit=cfg.limit, progress=bool(cfg.progress))

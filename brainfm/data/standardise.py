@@ -24,8 +24,8 @@ PHYSICAL_UNIT = {"eeg": ("uV", 1e6), "seeg": ("uV", 1e6), "ecog": ("uV", 1e6),
                  "dbs": ("uV", 1e6), "eog": ("uV", 1e6), "ecg": ("uV", 1e6),
                  "emg": ("uV", 1e6), "mag": ("fT", 1e15), "grad": ("fT/cm", 1e13)}
 
-#: Channels per float64 work block; bounds scratch memory at block x n_times x 8 bytes.
-_BLOCK_CHANNELS = 16
+#: Channels per float64 work block; bounds scratch memory at a few x block x n_times x 8 bytes.
+_BLOCK_CHANNELS = 2
 
 
 @dataclass
@@ -140,6 +140,24 @@ def _apply_sos(data: np.ndarray, sos: np.ndarray) -> None:
         data[s:s + _BLOCK_CHANNELS] = signal.sosfiltfilt(sos, block, axis=1, padlen=pad)
 
 
+def _median_removed_scaled(data: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """A float32 copy with each channel's median removed and its unit factor applied."""
+    out = np.empty(data.shape, dtype=np.float32)
+    for s in range(0, data.shape[0], _BLOCK_CHANNELS):
+        block = data[s:s + _BLOCK_CHANNELS].astype(np.float64)
+        block -= np.median(block, axis=1, keepdims=True)
+        block *= factors[s:s + _BLOCK_CHANNELS, None]
+        out[s:s + _BLOCK_CHANNELS] = block
+    return out
+
+
+def _row_std(data: np.ndarray) -> np.ndarray:
+    """Per-channel standard deviation without a temporary the size of the recording."""
+    return np.concatenate([data[s:s + _BLOCK_CHANNELS].std(axis=1, dtype=np.float64)
+                           for s in range(0, data.shape[0], _BLOCK_CHANNELS)]
+                          ).astype(np.float32)
+
+
 def _robust_z(values: np.ndarray) -> np.ndarray:
     med = np.median(values)
     mad = np.median(np.abs(values - med)) * 1.4826
@@ -163,7 +181,6 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
                              f"(the file has {rec.type_counts()})",
                              "set standardise.pick_types, or ch_types overrides when reading")
     out = rec.pick(keep)
-    out.data = np.array(out.data, dtype=np.float32, copy=True)
     out.with_step("pick", types=list(cfg.pick_types), exclude=list(cfg.exclude),
                   kept=len(keep), dropped=[n for i, n in enumerate(rec.ch_names)
                                            if i not in set(keep)])
@@ -191,12 +208,11 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
         scale = float(cfg.scale.get(kind, 1.0))
         factors[i] = si_to_unit / scale
         units.append(f"{scale:g} {unit}" if scale != 1 else unit)
-    out.data -= np.median(out.data, axis=1, keepdims=True)
-    out.data *= factors[:, None]
+    out.data = _median_removed_scaled(out.data, factors)
     out.units = units
     out.with_step("units", units=sorted(set(units)), dc="median removed")
     # 5. flat channels: dropped, and an error if nothing is left
-    stds = out.data.std(axis=1) * np.array(
+    stds = _row_std(out.data) * np.array(
         [float(cfg.scale.get(t, 1.0)) for t in out.ch_types], dtype=np.float32)
     flat = stds < cfg.flat_std
     if flat.all():
@@ -232,7 +248,7 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
         out.with_step("reference", kind="average", per_type=True)
     # 8. noisy channels
     if cfg.bad_channel_z is not None and out.n_channels >= 4:
-        logstd = np.log(out.data.std(axis=1) + 1e-12)
+        logstd = np.log(_row_std(out.data) + 1e-12)
         noisy = [out.ch_names[i] for i in np.flatnonzero(
             np.abs(_robust_z(logstd)) > cfg.bad_channel_z)]
         if noisy:

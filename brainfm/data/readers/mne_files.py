@@ -84,6 +84,28 @@ def _epochs_as_raw(epochs):
     return raw
 
 
+def _check_edf_complete(path: Path, raw) -> None:
+    """EDF/BDF whose header declares more data records than the file holds.
+
+    MNE reads such a file as a shorter recording and only warns; a prep job must not take a
+    half-copied file for a complete one.
+    """
+    if path.suffix.lower() not in (".edf", ".bdf"):
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    try:
+        declared, record_s = int(head[236:244]), float(head[244:252])
+    except ValueError:
+        return
+    extras = getattr(raw, "_raw_extras", None) or [{}]
+    found = extras[0].get("n_records")
+    if declared > 0 and found is not None and found < declared:  # -1 means "unknown"
+        raise RecordingError(path, f"the file is truncated: its header declares {declared} "
+                             f"records ({declared * record_s:g} s) but it holds {found} "
+                             f"({found * record_s:g} s)", "re-export or re-download it")
+
+
 def _annotation_only_error(path: Path) -> RecordingError:
     return RecordingError(path, "the file holds no signal channels, only annotations "
                           "(e.g. a Sleep-EDF hypnogram)",
@@ -141,6 +163,12 @@ def read_mne_file(path: Path, events: str | Path | None = "auto") -> Recording:
             raise RecordingError(path, f"the file is truncated or corrupt "
                                  f"({type(err).__name__}: {err})",
                                  "re-export or re-download it") from err
+        except Exception as err:  # MNE's readers also fail with bare assertions
+            raise RecordingError(path, f"MNE could not read it ({type(err).__name__}: {err})",
+                                 "check that the file is complete and of the format its "
+                                 "extension says; for plain-text or numpy tables load them "
+                                 "and use brainfm.from_array()") from err
+        _check_edf_complete(path, raw)
         if len(raw.ch_names) == 0:
             raise _annotation_only_error(path)
         try:

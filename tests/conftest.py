@@ -1,0 +1,39 @@
+"""Shared fixtures: the real recordings, and corpus stores prepared once per session."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from brainfm.paths import data_root as _data_root
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The shared real-data folder; missing data fails in CI and skips elsewhere."""
+    root = _data_root()
+    if not (root / "eegmat").is_dir():
+        if _in_ci():
+            pytest.fail(f"shared data missing at {root}: CI must run the real-data tests; "
+                        "set BRAINFM_DATA_ROOT", pytrace=False)
+        pytest.skip(f"shared data not found at {root} (set BRAINFM_DATA_ROOT)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared_stores(data_root, tmp_path_factory):
+    """Every shared dataset prepared once into a session-wide store root (float16)."""
+    from brainfm.data.prep import prepare
+
+    from .helpers import load_configs
+
+    root = tmp_path_factory.mktemp("stores")
+    summaries = {}
+    for name in ("eegmat", "ssvep_exoskeleton", "muse_p300", "bonn", "delhi"):
+        spec, std = load_configs(name)
+        summaries[name] = prepare(spec, std, data_root, root / name, progress=False)
+    return root, summaries
