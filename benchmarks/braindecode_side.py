@@ -1,8 +1,8 @@
 """Braindecode side of the data-preparation benchmark.
 
-Builds the same preprocessing + windowing pipelines as brainfm on the real
-recordings, but with braindecode only (no brainfm imports), so braindecode can
-serve as a comparison baseline. Each measurement is meant to run in its own
+Runs the benchmark's preprocessing + windowing pipelines on the real recordings
+with braindecode only (no brainfm imports), so braindecode can serve as a
+comparison baseline. Each measurement is meant to run in its own
 process; the CLI prints exactly one JSON line per dataset on stdout:
 
     python benchmarks/braindecode_side.py --task prep --dataset eegmat
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import inspect
 import json
 import os
 import platform
@@ -29,8 +30,6 @@ import mne
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
-
 from braindecode.datasets import BaseConcatDataset
 from braindecode.preprocessing import (
     Preprocessor,
@@ -38,6 +37,7 @@ from braindecode.preprocessing import (
     create_windows_from_events,
     preprocess,
 )
+from torch.utils.data import DataLoader
 
 try:  # braindecode >= 1.0 renamed BaseDataset (kept as a deprecated alias)
     from braindecode.datasets import RawDataset
@@ -59,6 +59,18 @@ SSVEP_EVENTS = {1: "rest", 2: "13Hz", 3: "21Hz", 4: "17Hz"}  # -eve.fif ids
 SSVEP_MAPPING = {"rest": 0, "13Hz": 1, "21Hz": 2, "17Hz": 3}  # window targets
 
 
+def _mne(method, **kwargs):
+    """Preprocessor calling an MNE Raw method by name."""
+    return Preprocessor(method, apply_on_array=False, **kwargs)
+
+
+def _last_window(windower, drop):
+    """Last-window kwarg: 1.x deprecates ``drop_last_window`` for ``on_last_window``."""
+    if "on_last_window" in inspect.signature(windower).parameters:
+        return {"on_last_window": "drop" if drop else "overlap"}
+    return {"drop_last_window": drop}
+
+
 def _pick_scalp_eeg(raw):
     """Keep the 19 scalp channels ("EEG Fp1", ...); drop reference and ECG."""
     keep = [ch for ch in raw.ch_names if ch.startswith("EEG ") and ch not in EEGMAT_NON_SCALP]
@@ -74,10 +86,10 @@ def preprocessors(pick=None):
     """The shared pipeline: [pick], load, band-pass, notch, resample, scale."""
     steps = [] if pick is None else [pick]
     steps += [
-        Preprocessor("load_data", verbose="error"),  # after the pick: read only what is kept
-        Preprocessor("filter", l_freq=L_FREQ, h_freq=H_FREQ, verbose="error"),
-        Preprocessor("notch_filter", freqs=[NOTCH_HZ], verbose="error"),
-        Preprocessor("resample", sfreq=SFREQ, verbose="error"),
+        _mne("load_data", verbose="error"),  # after the pick: read only what is kept
+        _mne("filter", l_freq=L_FREQ, h_freq=H_FREQ, verbose="error"),
+        _mne("notch_filter", freqs=[NOTCH_HZ], verbose="error"),
+        _mne("resample", sfreq=SFREQ, verbose="error"),
         Preprocessor(_scale, factor=SCALE),
     ]
     return steps
@@ -94,8 +106,13 @@ def load_eegmat(data_root):
         task, label = EEGMAT_TASKS[int(session)]
         raw = mne.io.read_raw_edf(path, preload=False, verbose="error")
         description = pd.Series(
-            {"subject": int(subject), "session": int(session), "task": task,
-             "label": label, "file": path.name}
+            {
+                "subject": int(subject),
+                "session": int(session),
+                "task": task,
+                "label": label,
+                "file": path.name,
+            }
         )
         datasets.append(RawDataset(raw, description, target_name="label"))
     return BaseConcatDataset(datasets)
@@ -113,8 +130,11 @@ def load_ssvep(data_root):
         raw = mne.io.read_raw_fif(path, preload=False, verbose="error")
         events = mne.read_events(str(path).replace("_raw.fif", "-eve.fif"), verbose="error")
         annotations = mne.annotations_from_events(
-            events, raw.info["sfreq"], event_desc=SSVEP_EVENTS,
-            first_samp=raw.first_samp, verbose="error",
+            events,
+            raw.info["sfreq"],
+            event_desc=SSVEP_EVENTS,
+            first_samp=raw.first_samp,
+            verbose="error",
         )
         annotations.duration[:] = WINDOW_S  # each trial is 5 s of flicker (or rest)
         raw.set_annotations(annotations, verbose="error")
@@ -140,8 +160,12 @@ def _prep(load, steps, windower, data_root, n_jobs, timings):
         windows = windower(concat_ds, n_jobs=n_jobs)
         t3 = time.perf_counter()
     if timings is not None:
-        timings.update(read_s=t1 - t0, preprocess_s=t2 - t1, window_s=t3 - t2,
-                       recording_s=_recording_seconds(concat_ds))
+        timings.update(
+            read_s=t1 - t0,
+            preprocess_s=t2 - t1,
+            window_s=t3 - t2,
+            recording_s=_recording_seconds(concat_ds),
+        )
     return windows
 
 
@@ -151,11 +175,17 @@ def prep_eegmat(data_root=DEFAULT_DATA_ROOT, n_jobs=1, timings=None):
     ``timings``, if a dict, is filled with read/preprocess/window seconds and
     the recorded duration (``recording_s``).
     """
+
     def windower(concat_ds, n_jobs):
         return create_fixed_length_windows(
-            concat_ds, start_offset_samples=0, stop_offset_samples=None,
-            window_size_samples=WINDOW_SAMPLES, window_stride_samples=WINDOW_SAMPLES,
-            drop_last_window=True, preload=False, n_jobs=n_jobs,
+            concat_ds,
+            start_offset_samples=0,
+            stop_offset_samples=None,
+            window_size_samples=WINDOW_SAMPLES,
+            window_stride_samples=WINDOW_SAMPLES,
+            preload=False,
+            n_jobs=n_jobs,
+            **_last_window(create_fixed_length_windows, drop=True),
         )
 
     steps = preprocessors(Preprocessor(_pick_scalp_eeg, apply_on_array=False))
@@ -167,12 +197,18 @@ def prep_ssvep(data_root=DEFAULT_DATA_ROOT, n_jobs=1, timings=None):
 
     Window targets: rest 0, 13 Hz 1, 21 Hz 2, 17 Hz 3. ``timings`` as in prep_eegmat.
     """
+
     def windower(concat_ds, n_jobs):
         return create_windows_from_events(
-            concat_ds, trial_start_offset_samples=0, trial_stop_offset_samples=0,
-            window_size_samples=WINDOW_SAMPLES, window_stride_samples=WINDOW_SAMPLES,
-            drop_last_window=False, mapping=dict(SSVEP_MAPPING), preload=False,
+            concat_ds,
+            trial_start_offset_samples=0,
+            trial_stop_offset_samples=0,
+            window_size_samples=WINDOW_SAMPLES,
+            window_stride_samples=WINDOW_SAMPLES,
+            mapping=dict(SSVEP_MAPPING),
+            preload=False,
             n_jobs=n_jobs,
+            **_last_window(create_windows_from_events, drop=False),
         )
 
     return _prep(load_ssvep, preprocessors(), windower, data_root, n_jobs, timings)
@@ -181,29 +217,41 @@ def prep_ssvep(data_root=DEFAULT_DATA_ROOT, n_jobs=1, timings=None):
 PREPS = {"eegmat": prep_eegmat, "ssvep": prep_ssvep}
 
 
-def loader_throughput(windows_dataset, batch_size=64, num_workers=0, n_batches=None,
-                      shuffle=True, stats=None):
+def loader_throughput(
+    windows_dataset, batch_size=64, num_workers=0, n_batches=None, shuffle=True, stats=None
+):
     """Iterate a DataLoader for one epoch (or ``n_batches``); return windows per second.
 
     Worker start-up is included in the timing, as it is in a real epoch.
     """
-    loader = DataLoader(windows_dataset, batch_size=batch_size, shuffle=shuffle,
-                        num_workers=num_workers,
-                        generator=torch.Generator().manual_seed(0))
-    n_windows, n_seen, first_batch_s = 0, 0, None
+    loader = DataLoader(
+        windows_dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),
+    )
+    n_windows, n_seen, first_batch_s, first_batch_n = 0, 0, None, 0
     t0 = time.perf_counter()
     for X, *_ in loader:
         n_windows += X.shape[0]
         n_seen += 1
         if first_batch_s is None:
-            first_batch_s = time.perf_counter() - t0
+            first_batch_s, first_batch_n = time.perf_counter() - t0, X.shape[0]
         if n_batches is not None and n_seen >= n_batches:
             break
     elapsed = time.perf_counter() - t0
     if stats is not None:
-        stats.update(windows=n_windows, batches=n_seen, seconds=elapsed,
-                     first_batch_s=first_batch_s, batch_shape=list(X.shape),
-                     dtype=str(X.dtype))
+        rest_s = elapsed - first_batch_s
+        stats.update(
+            windows=n_windows,
+            batches=n_seen,
+            seconds=elapsed,
+            first_batch_s=first_batch_s,
+            batch_shape=list(X.shape),
+            dtype=str(X.dtype),
+            after_first_per_s=(n_windows - first_batch_n) / rest_s if rest_s > 0 else None,
+        )
     return n_windows / elapsed
 
 
@@ -231,7 +279,7 @@ def run(task, dataset, data_root, n_jobs=1, workers=0, batch_size=64, n_batches=
     t0 = time.perf_counter()
     windows = PREPS[dataset](data_root, n_jobs=n_jobs, timings=timings)
     prep_s = time.perf_counter() - t0
-    X, y, _ = windows[0]
+    X = windows[0][0]
     result = {
         "side": "braindecode",
         "braindecode": importlib.metadata.version("braindecode"),
@@ -244,8 +292,10 @@ def run(task, dataset, data_root, n_jobs=1, workers=0, batch_size=64, n_batches=
         "recordings": len(windows.datasets),
         "windows": len(windows),
         "window_shape": list(X.shape),
-        "targets": {str(k): int(v) for k, v in
-                    zip(*np.unique(windows.get_metadata()["target"], return_counts=True))},
+        "targets": {
+            str(k): int(v)
+            for k, v in zip(*np.unique(windows.get_metadata()["target"], return_counts=True))
+        },
         "hours_recorded": round(timings["recording_s"] / 3600, 4),
         "hours_windowed": round(len(windows) * WINDOW_S / 3600, 4),
         "prep_wall_s": round(prep_s, 3),
@@ -253,12 +303,21 @@ def run(task, dataset, data_root, n_jobs=1, workers=0, batch_size=64, n_batches=
     }
     if task == "load":
         stats = {}
-        rate = loader_throughput(windows, batch_size=batch_size, num_workers=workers,
-                                 n_batches=n_batches, stats=stats)
-        result.update(workers=workers, batch_size=batch_size,
-                      load_windows=stats["windows"], load_s=round(stats["seconds"], 3),
-                      first_batch_s=round(stats["first_batch_s"], 3),
-                      batch_dtype=stats["dtype"], windows_per_s=round(rate, 1))
+        rate = loader_throughput(
+            windows, batch_size=batch_size, num_workers=workers, n_batches=n_batches, stats=stats
+        )
+        result.update(
+            workers=workers,
+            batch_size=batch_size,
+            load_windows=stats["windows"],
+            load_s=round(stats["seconds"], 3),
+            first_batch_s=round(stats["first_batch_s"], 3),
+            batch_dtype=stats["dtype"],
+            windows_per_s=round(rate, 1),
+            windows_per_s_after_first_batch=(
+                None if stats["after_first_per_s"] is None else round(stats["after_first_per_s"], 1)
+            ),
+        )
     result["rss_after_imports_mib"] = rss_before
     result["peak_rss_mib"], result["peak_rss_children_mib"] = _peak_rss_mib(children_before)
     return result
@@ -282,14 +341,22 @@ def _stdout_to_stderr():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=["prep", "load"], default="prep")
-    parser.add_argument("--dataset", choices=[*PREPS, "all"], default="all",
-                        help="'all' runs each dataset in turn in this process")
+    parser.add_argument(
+        "--dataset",
+        choices=[*PREPS, "all"],
+        default="all",
+        help="'all' runs each dataset in turn in this process (peak RSS then covers both)",
+    )
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--n-jobs", type=int, default=1, help="joblib jobs for prep")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--n-batches", type=int, default=None,
-                        help="stop after this many batches (default: one full epoch)")
+    parser.add_argument(
+        "--n-batches",
+        type=int,
+        default=None,
+        help="stop after this many batches (default: one full epoch)",
+    )
     args = parser.parse_args(argv)
 
     mne.set_log_level("ERROR")
@@ -297,9 +364,15 @@ def main(argv=None):
     names = list(PREPS) if args.dataset == "all" else [args.dataset]
     with _stdout_to_stderr() as out:
         for name in names:
-            result = run(args.task, name, args.data_root, n_jobs=args.n_jobs,
-                         workers=args.workers, batch_size=args.batch_size,
-                         n_batches=args.n_batches)
+            result = run(
+                args.task,
+                name,
+                args.data_root,
+                n_jobs=args.n_jobs,
+                workers=args.workers,
+                batch_size=args.batch_size,
+                n_batches=args.n_batches,
+            )
             print(json.dumps(result), file=out, flush=True)
 
 

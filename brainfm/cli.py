@@ -26,6 +26,15 @@ def _conf_dir() -> str:
     return str(CONF_DIR)
 
 
+def compose_config(overrides=(), config_name: str = "prep"):
+    """A config composed exactly as the entry point would, for use from Python."""
+    from hydra import compose, initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
 def prep_configs(cfg):
     """(DatasetSpec, StandardiseConfig) from a composed config; the dataset's own
     ``standardise`` block overrides single keys of the standardise group."""

@@ -72,30 +72,32 @@ class WindowDataset(torch.utils.data.Dataset):
         return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
-        return self.__getitems__([i])[0]
+        item = self.__getitems__([i])[0]
+        item["x"] = item["x"].float()
+        return item
 
     def __getitems__(self, indices) -> list[dict]:
+        """Items of a batch; ``x`` stays in the store's dtype (collate makes it float32)."""
         indices = np.asarray(indices)
         out: list[dict | None] = [None] * len(indices)
-        order = np.lexsort((self._index[indices], self._key[indices]))
+        order = np.lexsort((self._index[indices], self._key[indices], self._store[indices]))
         start = 0
         while start < len(order):  # one fancy read per (store, recording) run
             pos = indices[order[start]]
             key, store = self._key[pos], self._store[pos]
-            stop = start
+            stop = start + 1
             while (stop < len(order) and self._key[indices[order[stop]]] == key
                    and self._store[indices[order[stop]]] == store):
                 stop += 1
             rows = indices[order[start:stop]]
-            shard = self.stores[store].shard(key)
-            block = np.asarray(shard[self._index[rows]], dtype=np.float32)
+            block = torch.from_numpy(np.ascontiguousarray(
+                self.stores[store].shard(key)[self._index[rows]]))
+            c, t = block.shape[1], block.shape[2]
+            block = block.view(len(rows), c, t // self.patch_len, self.patch_len)
             sensors = torch.from_numpy(self.stores[store].sensors(key))
-            block_t = torch.from_numpy(block)
             for j, r in enumerate(rows):
-                c, t = block.shape[1], block.shape[2]
                 out[order[start + j]] = {
-                    "x": block_t[j].view(c, t // self.patch_len, self.patch_len),
-                    "sensors": sensors, "y": int(self._label[r]),
+                    "x": block[j], "sensors": sensors, "y": int(self._label[r]),
                     "subject": int(self._codes["subject"][r]),
                     "session": int(self._codes["session"][r]),
                     "dataset": int(self._codes["dataset"][r]), "row": int(r)}
@@ -112,7 +114,11 @@ class WindowDataset(torch.utils.data.Dataset):
 
 
 def collate_windows(items: list[dict]) -> dict:
-    """Stack windows, padding channels to the batch's largest set (``channel_mask`` False)."""
+    """Stack windows as float32, padding channels to the batch's largest set.
+
+    Built in numpy and handed to torch without a copy: one pass converts the store's dtype
+    to float32 while filling the batch (torch's own small-tensor ops cost more here).
+    """
     n_patches = {it["x"].shape[1] for it in items}
     if len(n_patches) != 1:
         raise ValueError(f"windows of {sorted(n_patches)} patches in one batch; use "
@@ -120,15 +126,16 @@ def collate_windows(items: list[dict]) -> dict:
     b = len(items)
     c = max(it["x"].shape[0] for it in items)
     n, p = items[0]["x"].shape[1:]
-    x = torch.zeros(b, c, n, p, dtype=torch.float32)
-    sensors = torch.zeros(b, c, N_SENSOR_FEATURES, dtype=torch.float32)
-    mask = torch.zeros(b, c, dtype=torch.bool)
+    x = np.zeros((b, c, n, p), dtype=np.float32)
+    sensors = np.zeros((b, c, N_SENSOR_FEATURES), dtype=np.float32)
+    mask = np.zeros((b, c), dtype=bool)
     for i, it in enumerate(items):
         ci = it["x"].shape[0]
-        x[i, :ci] = it["x"]
-        sensors[i, :ci] = it["sensors"]
+        x[i, :ci] = it["x"].numpy()
+        sensors[i, :ci] = it["sensors"].numpy()
         mask[i, :ci] = True
-    batch = {"x": x, "sensors": sensors, "channel_mask": mask}
+    batch = {"x": torch.from_numpy(x), "sensors": torch.from_numpy(sensors),
+             "channel_mask": torch.from_numpy(mask)}
     for key in ("y", "subject", "session", "dataset", "row"):
         batch[key] = torch.tensor([it[key] for it in items], dtype=torch.long)
     return batch
