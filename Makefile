@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.brainfm-installed
 export MALLOC_ARENA_MAX ?= 2
 
+BD_VENV ?= .bench/bd-venv
+BD_STAMP := $(BD_VENV)/.braindecode-installed
+
 .PHONY: install demo test test-fast bench-env bench clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -23,6 +26,19 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# braindecode, the comparison in benchmarks/, in its own environment: see the header of
+# benchmarks/requirements-braindecode.txt for why it is 0.8.1 (no torchaudio at import).
+$(BD_STAMP): benchmarks/requirements-braindecode.txt constraints.txt
+	$(PYTHON) -m venv $(BD_VENV)
+	$(BD_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements-braindecode.txt
+	$(BD_VENV)/bin/python -c "import braindecode.datasets, braindecode.preprocessing"
+	touch $(BD_STAMP)
+
+bench-env: $(BD_STAMP)
+
+bench: $(STAMP) $(BD_STAMP)
+	$(BIN)/python benchmarks/prep.py --write
 
 clean:
 	rm -rf $(VENV) stores .pytest_cache

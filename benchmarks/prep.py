@@ -46,22 +46,25 @@ def child_prep(dataset: str, store_root: str, limit: int | None) -> dict:
             "recordings": summary.done, "peak_rss_mb": _peak_rss_mb()}
 
 
-def child_load(dataset: str, store_root: str, workers: int) -> dict:
+def child_load(dataset: str, store_root: str, workers: int, epochs: int) -> dict:
     import torch
 
-    from brainfm.data.loading import BucketBatchSampler, WindowDataset, collate_windows
+    from brainfm.data.datamodule import BrainDataModule
 
-    ds = WindowDataset([Path(store_root) / dataset])
-    sampler = BucketBatchSampler(ds.shape_keys(), 64, shuffle=True, seed=0)
-    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_windows,
-                                         num_workers=workers)
+    dm = BrainDataModule([dataset], store_root=store_root, batch_size=64, num_workers=workers,
+                         val_fraction=0.0, seed=0)
+    dm.setup()
+    loader = dm.train_dataloader()
     t0 = time.perf_counter()
-    n = 0
-    for batch in loader:
-        n += batch["x"].shape[0]
-    seconds = time.perf_counter() - t0
-    return {"windows": n, "seconds": seconds, "windows_per_s": n / seconds,
-            "peak_rss_mb": _peak_rss_mb()}
+    n = sum(batch["x"].shape[0] for batch in loader)
+    first = time.perf_counter() - t0
+    t1, more = time.perf_counter(), 0
+    for epoch in range(1, epochs):
+        loader.sampler.set_epoch(epoch)
+        more += sum(batch["x"].shape[0] for batch in loader)
+    steady = more / (time.perf_counter() - t1) if more else None
+    return {"windows": n, "seconds": first, "windows_per_s": n / first,
+            "steady_windows_per_s": steady, "peak_rss_mb": _peak_rss_mb()}
 
 
 def _peak_rss_mb() -> float:
@@ -73,7 +76,11 @@ def _run(cmd: list[str]) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if res.get("side") == "braindecode":  # its field names -> ours
+        res.update(seconds=res["prep_wall_s"], hours=res["hours_recorded"],
+                   peak_rss_mb=res["peak_rss_mib"] * 1.048576)
+    return res
 
 
 def _median(runs: list[dict], key: str) -> float:
@@ -90,12 +97,14 @@ def main(argv=None) -> int:
     p.add_argument("--store-root")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--limit", type=int)
+    p.add_argument("--epochs", type=int, default=6,
+                   help="loading epochs; those after the first give the steady rate")
     args = p.parse_args(argv)
     if args.child == "prep":
         print(json.dumps(child_prep(args.dataset, args.store_root, args.limit)))
         return 0
     if args.child == "load":
-        print(json.dumps(child_load(args.dataset, args.store_root, args.workers)))
+        print(json.dumps(child_load(args.dataset, args.store_root, args.workers, args.epochs)))
         return 0
 
     from brainfm.paths import data_root
@@ -120,16 +129,14 @@ def main(argv=None) -> int:
                 row["braindecode_prep"] = _summarise_prep(bd_runs)
             for workers in (0, 2):
                 runs = [_run(me + ["--child", "load", "--dataset", name, "--store-root", tmp,
-                                   "--workers", str(workers)]) for _ in range(args.repeats)]
-                row[f"brainfm_load_w{workers}"] = {
-                    "windows_per_s": _median(runs, "windows_per_s"),
-                    "windows": runs[0]["windows"]}
+                                   "--workers", str(workers), "--epochs", str(args.epochs)])
+                        for _ in range(args.repeats)]
+                row[f"brainfm_load_w{workers}"] = _summarise_load(runs)
                 if have_bd:
                     runs = [_run(bd + ["--task", "load", "--dataset", bd_name, "--workers",
-                                       str(workers)]) for _ in range(args.repeats)]
-                    row[f"braindecode_load_w{workers}"] = {
-                        "windows_per_s": _median(runs, "windows_per_s"),
-                        "windows": runs[0]["windows"]}
+                                       str(workers), "--epochs", str(args.epochs)])
+                            for _ in range(args.repeats)]
+                    row[f"braindecode_load_w{workers}"] = _summarise_load(runs)
             results[name] = row
         growth = {}
         for limit in (18, 36, 72):
@@ -146,6 +153,11 @@ def main(argv=None) -> int:
     return 0
 
 
+def _summarise_load(runs: list[dict]) -> dict:
+    return {"windows_per_s": _median(runs, "windows_per_s"), "windows": runs[0]["windows"],
+            "steady_windows_per_s": _median(runs, "steady_windows_per_s")}
+
+
 def _summarise_prep(runs: list[dict]) -> dict:
     return {"seconds": _median(runs, "seconds"), "hours": runs[0]["hours"],
             "windows": runs[0]["windows"], "peak_rss_mb": _median(runs, "peak_rss_mb"),
@@ -153,34 +165,45 @@ def _summarise_prep(runs: list[dict]) -> dict:
 
 
 def render(res: dict) -> str:
-    lines = ["| dataset | library | windows | hours | prep s | hours / s | peak RSS MB |"
-             " load w/s (0 workers) | load w/s (2 workers) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    """Markdown: a preparation table, a loading table, and the brainfm/braindecode ratios."""
+    reps = res["env"]["repeats"]
+    prep = ["| dataset | library | recordings' hours | windows | prep s | hours / s |"
+            " peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    load = ["| dataset | library | 0 workers: 1st epoch | 0 workers: steady |"
+            " 2 workers: 1st epoch | 2 workers: steady |", "|---|---|---|---|---|---|"]
     ratios = []
     for name in DATASETS.values():
         row = res[name]
         for lib in ("brainfm", "braindecode"):
-            prep = row.get(f"{lib}_prep")
-            if not prep:
+            p = row.get(f"{lib}_prep")
+            if not p:
                 continue
-            l0, l2 = row.get(f"{lib}_load_w0", {}), row.get(f"{lib}_load_w2", {})
-            lines.append(f"| {name} | {lib} | {prep['windows']} | {prep['hours']:.2f} | "
-                         f"{prep['seconds']:.2f} | {prep['hours_per_s']:.3f} | "
-                         f"{prep['peak_rss_mb']:.0f} | {l0.get('windows_per_s', 0):,.0f} | "
-                         f"{l2.get('windows_per_s', 0):,.0f} |")
+            prep.append(f"| {name} | {lib} | {p['hours']:.2f} | {p['windows']} | "
+                        f"{p['seconds']:.2f} | {p['hours_per_s']:.3f} | "
+                        f"{p['peak_rss_mb']:.0f} |")
+            cells = []
+            for w in (0, 2):
+                ld = row[f"{lib}_load_w{w}"]
+                cells += [f"{ld['windows_per_s']:,.0f}", f"{ld['steady_windows_per_s']:,.0f}"]
+            load.append(f"| {name} | {lib} | " + " | ".join(cells) + " |")
         if "braindecode_prep" in row:
+            def r(key, field="steady_windows_per_s"):
+                return row[f"brainfm_{key}"][field] / row[f"braindecode_{key}"][field]
             ratios.append(
-                f"- {name}: preparation {row['brainfm_prep']['hours_per_s'] / row['braindecode_prep']['hours_per_s']:.1f}x, "
-                f"loading {row['brainfm_load_w0']['windows_per_s'] / row['braindecode_load_w0']['windows_per_s']:.1f}x "
-                f"(0 workers) and {row['brainfm_load_w2']['windows_per_s'] / row['braindecode_load_w2']['windows_per_s']:.1f}x "
-                f"(2 workers), peak memory {row['brainfm_prep']['peak_rss_mb'] / row['braindecode_prep']['peak_rss_mb']:.2f}x")
+                f"- {name}: preparation {r('prep', 'hours_per_s'):.1f}x, loading (steady) "
+                f"{r('load_w0'):.1f}x with 0 workers and {r('load_w2'):.1f}x with 2 workers "
+                f"(first epoch {r('load_w0', 'windows_per_s'):.1f}x / "
+                f"{r('load_w2', 'windows_per_s'):.1f}x), peak memory "
+                f"{row['brainfm_prep']['peak_rss_mb'] / row['braindecode_prep']['peak_rss_mb']:.2f}x")
     growth = res["memory_vs_recordings"]
-    lines += ["", "brainfm / braindecode (medians of "
-              f"{res['env']['repeats']} processes each, MALLOC_ARENA_MAX="
-              f"{res['env']['MALLOC_ARENA_MAX']}, {res['env']['cpus']} CPUs):", *ratios, "",
-              "brainfm-prep peak RSS vs recordings prepared (eegmat): " + ", ".join(
-                  f"{k} recordings {v:.0f} MB" for k, v in growth.items())]
-    return "\n".join(lines)
+    return "\n".join([
+        f"Medians of {reps} fresh processes per cell; MALLOC_ARENA_MAX="
+        f"{res['env']['MALLOC_ARENA_MAX']} for both libraries; {res['env']['cpus']} CPUs.",
+        "", "Preparation (read -> standardise -> windows; brainfm also writes its float16 store):",
+        "", *prep, "", "Loading, windows/s at batch 64 (steady = epochs 2 onwards, persistent "
+        "workers):", "", *load, "", "brainfm / braindecode:", "", *ratios, "",
+        "brainfm-prep peak RSS vs recordings prepared (eegmat): " + ", ".join(
+            f"{k} recordings {v:.0f} MB" for k, v in growth.items())])
 
 
 def _write_section(path: Path, name: str, text: str) -> None:

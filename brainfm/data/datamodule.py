@@ -5,7 +5,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from .loading import BucketBatchSampler, WindowDataset, collate_windows, resolve_stores
+from .loading import BatchedWindows, BucketBatchSampler, WindowDataset, resolve_stores
 
 
 def split_groups(table, val_fraction: float, test_groups=None, val_groups=None,
@@ -90,7 +90,7 @@ class BrainDataModule(L.LightningDataModule):
             channel_keys=ds.channel_keys() if self.hparams.bucket_channels else None,
             shuffle=shuffle, seed=self.hparams.seed, rank=rank, world_size=world)
         return torch.utils.data.DataLoader(
-            ds, batch_sampler=sampler, collate_fn=collate_windows,
+            BatchedWindows(ds), sampler=sampler, batch_size=None,
             num_workers=self.hparams.num_workers, pin_memory=self.hparams.pin_memory,
             persistent_workers=self.hparams.num_workers > 0)
 

@@ -58,6 +58,18 @@ class WindowDataset(torch.utils.data.Dataset):
         self._index = table["index"].to_numpy()
         self._store = table["store"].to_numpy()
         self._label = table["label"].to_numpy(dtype=np.int64)
+        self._n_samples = table["n_samples"].to_numpy()
+        self._n_channels = table["n_channels"].to_numpy()
+        # per-recording sensor table, padded to the widest montage, for batched gathers
+        pairs = list(dict.fromkeys(zip(self._store.tolist(), self._key.tolist())))
+        code_of = {p: i for i, p in enumerate(pairs)}
+        self._rec_code = np.array([code_of[p] for p in zip(self._store.tolist(),
+                                                             self._key.tolist())], dtype=np.int64)
+        width = max((self.stores[s].sensors(k).shape[0] for s, k in pairs), default=0)
+        self._sensor_table = np.zeros((len(pairs), width, N_SENSOR_FEATURES), dtype=np.float32)
+        for i, (s, k) in enumerate(pairs):
+            sens = self.stores[s].sensors(k)
+            self._sensor_table[i, :sens.shape[0]] = sens
         self._codes = {c: table[f"{c}_code"].to_numpy() for c in
                        ("subject", "session", "dataset")}
 
@@ -76,13 +88,14 @@ class WindowDataset(torch.utils.data.Dataset):
         item["x"] = item["x"].float()
         return item
 
-    def __getitems__(self, indices) -> list[dict]:
-        """Items of a batch; ``x`` stays in the store's dtype (collate makes it float32)."""
-        indices = np.asarray(indices)
-        out: list[dict | None] = [None] * len(indices)
+    def _runs(self, indices: np.ndarray):
+        """(batch positions, rows, block (k, C, T) in store dtype, sensors) per recording.
+
+        Windows of one recording are read with a single fancy index into its shard.
+        """
         order = np.lexsort((self._index[indices], self._key[indices], self._store[indices]))
         start = 0
-        while start < len(order):  # one fancy read per (store, recording) run
+        while start < len(order):
             pos = indices[order[start]]
             key, store = self._key[pos], self._store[pos]
             stop = start + 1
@@ -90,34 +103,82 @@ class WindowDataset(torch.utils.data.Dataset):
                    and self._store[indices[order[stop]]] == store):
                 stop += 1
             rows = indices[order[start:stop]]
-            block = torch.from_numpy(np.ascontiguousarray(
-                self.stores[store].shard(key)[self._index[rows]]))
-            c, t = block.shape[1], block.shape[2]
-            block = block.view(len(rows), c, t // self.patch_len, self.patch_len)
-            sensors = torch.from_numpy(self.stores[store].sensors(key))
-            for j, r in enumerate(rows):
-                out[order[start + j]] = {
-                    "x": block[j], "sensors": sensors, "y": int(self._label[r]),
-                    "subject": int(self._codes["subject"][r]),
-                    "session": int(self._codes["session"][r]),
-                    "dataset": int(self._codes["dataset"][r]), "row": int(r)}
+            block = np.ascontiguousarray(self.stores[store].shard(key)[self._index[rows]])
+            yield (order[start:stop], rows, torch.from_numpy(block),
+                   torch.from_numpy(self.stores[store].sensors(key)))
             start = stop
+
+    def __getitems__(self, indices) -> list[dict]:
+        """Items of a batch; ``x`` stays in the store's dtype (collate makes it float32)."""
+        indices = np.asarray(indices)
+        out: list[dict | None] = [None] * len(indices)
+        for positions, rows, block, sensors in self._runs(indices):
+            k, c, t = block.shape
+            block = block.view(k, c, t // self.patch_len, self.patch_len)
+            for j, (at, r) in enumerate(zip(positions, rows)):
+                out[at] = {"x": block[j], "sensors": sensors, **self._ids(r)}
         return out  # type: ignore[return-value]
+
+    def _ids(self, r: int) -> dict:
+        return {"y": int(self._label[r]), "subject": int(self._codes["subject"][r]),
+                "session": int(self._codes["session"][r]),
+                "dataset": int(self._codes["dataset"][r]), "row": int(r)}
+
+    def load_batch(self, indices) -> dict:
+        """A whole collated batch (as :func:`collate_windows` makes it), read directly.
+
+        The fast path of the DataModule: windows are grouped by recording (a batch is a set;
+        ``row`` says which window each is), each recording's windows are copied from its
+        memory map into one store-dtype buffer, and a single vectorised conversion makes the
+        float32 batch. Sensors and the channel mask are gathered from per-recording tables.
+        """
+        indices = np.asarray(indices)
+        indices = indices[np.lexsort((self._index[indices], self._key[indices],
+                                      self._store[indices]))]
+        n_samples = self._n_samples[indices]
+        if n_samples.min() != n_samples.max():
+            raise ValueError(f"windows of {sorted(set(n_samples.tolist()))} samples in one "
+                             "batch; use BucketBatchSampler")
+        n_ch = self._n_channels[indices]
+        b, c, t = len(indices), int(n_ch.max()), int(n_samples[0])
+        dtype = self.stores[self._store[indices[0]]].shard(self._key[indices[0]]).dtype
+        padded = bool(n_ch.min() != c)
+        raw = (np.zeros if padded else np.empty)((b, c, t), dtype=dtype)
+        keys, stores = self._key[indices], self._store[indices]
+        bounds = np.flatnonzero((keys[1:] != keys[:-1]) | (stores[1:] != stores[:-1])) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, b]):
+            shard = self.stores[stores[lo]].shard(keys[lo])
+            idx = self._index[indices[lo:hi]]
+            if hi - lo > 1 and idx[-1] - idx[0] == hi - lo - 1:
+                raw[lo:hi, :shard.shape[1]] = shard[idx[0]:idx[-1] + 1]  # contiguous slice
+            else:
+                raw[lo:hi, :shard.shape[1]] = shard[idx]
+        x = torch.empty((b, c, t), dtype=torch.float32)
+        x.copy_(torch.from_numpy(raw))
+        rec = self._rec_code[indices]
+        sensors = torch.from_numpy(self._sensor_table[rec, :c])
+        mask = torch.from_numpy(np.arange(c)[None, :] < n_ch[:, None])
+        batch = {"x": x.view(b, c, t // self.patch_len, self.patch_len), "sensors": sensors,
+                 "channel_mask": mask, "y": torch.from_numpy(self._label[indices])}
+        for col in ("subject", "session", "dataset"):
+            batch[col] = torch.from_numpy(self._codes[col][indices])
+        batch["row"] = torch.from_numpy(indices.astype(np.int64))
+        return batch
 
     def shape_keys(self) -> np.ndarray:
         """Per window: its number of samples (windows of unequal length never mix)."""
-        return self.table["n_samples"].to_numpy()
+        return self._n_samples
 
     def channel_keys(self) -> np.ndarray:
         """Per window: its channel count, for bucketing by channel set."""
-        return self.table["n_channels"].to_numpy()
+        return self._n_channels
 
 
 def collate_windows(items: list[dict]) -> dict:
-    """Stack windows as float32, padding channels to the batch's largest set.
+    """Stack items from ``WindowDataset`` as float32, padding channels to the largest set.
 
-    Built in numpy and handed to torch without a copy: one pass converts the store's dtype
-    to float32 while filling the batch (torch's own small-tensor ops cost more here).
+    The generic path (any sampler, any DataLoader); the DataModule uses the faster
+    :meth:`WindowDataset.load_batch`, which returns the same batch.
     """
     n_patches = {it["x"].shape[1] for it in items}
     if len(n_patches) != 1:
@@ -126,19 +187,35 @@ def collate_windows(items: list[dict]) -> dict:
     b = len(items)
     c = max(it["x"].shape[0] for it in items)
     n, p = items[0]["x"].shape[1:]
-    x = np.zeros((b, c, n, p), dtype=np.float32)
-    sensors = np.zeros((b, c, N_SENSOR_FEATURES), dtype=np.float32)
-    mask = np.zeros((b, c), dtype=bool)
+    x = torch.zeros((b, c, n, p), dtype=torch.float32)
+    sensors = torch.zeros((b, c, N_SENSOR_FEATURES), dtype=torch.float32)
+    mask = torch.zeros((b, c), dtype=torch.bool)
     for i, it in enumerate(items):
         ci = it["x"].shape[0]
-        x[i, :ci] = it["x"].numpy()
-        sensors[i, :ci] = it["sensors"].numpy()
+        x[i, :ci].copy_(it["x"])
+        sensors[i, :ci] = it["sensors"]
         mask[i, :ci] = True
-    batch = {"x": torch.from_numpy(x), "sensors": torch.from_numpy(sensors),
-             "channel_mask": torch.from_numpy(mask)}
+    batch = {"x": x, "sensors": sensors, "channel_mask": mask}
     for key in ("y", "subject", "session", "dataset", "row"):
         batch[key] = torch.tensor([it[key] for it in items], dtype=torch.long)
     return batch
+
+
+class BatchedWindows(torch.utils.data.Dataset):
+    """``WindowDataset`` indexed by lists of windows: ``ds[[i, j, ...]]`` is a whole batch.
+
+    Use with ``DataLoader(BatchedWindows(ds), sampler=BucketBatchSampler(...),
+    batch_size=None)``: each worker then builds full batches with :meth:`load_batch`.
+    """
+
+    def __init__(self, windows: WindowDataset):
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, indices) -> dict:
+        return self.windows.load_batch(indices)
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

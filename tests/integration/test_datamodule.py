@@ -61,3 +61,20 @@ def test_ddp_ranks_read_disjoint_shares(prepared_stores):
                                                      world_size=2))) for r in range(2)]
     assert len(set(shares[0]) & set(shares[1])) == 0
     assert len(set(shares[0]) | set(shares[1])) == len(ds)
+
+
+def test_fast_batches_equal_generic_collate(prepared_stores):
+    """load_batch (the DataModule's path) gives what items + collate_windows give."""
+    from brainfm.data.loading import WindowDataset, collate_windows
+
+    root, _ = prepared_stores
+    ds = WindowDataset([root / "eegmat", root / "ssvep_exoskeleton", root / "bonn"])
+    rng = np.random.default_rng(0)
+    same_length = np.flatnonzero(ds.shape_keys() == 1000)
+    idx = rng.choice(same_length, 48, replace=False)
+    fast = ds.load_batch(idx)
+    order = fast["row"].numpy()
+    slow = collate_windows(ds.__getitems__(order))
+    for key in ("x", "sensors", "channel_mask", "y", "subject", "session", "dataset", "row"):
+        assert torch.equal(fast[key], slow[key]), key
+    assert sorted(order.tolist()) == sorted(idx.tolist())

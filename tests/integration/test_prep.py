@@ -72,16 +72,17 @@ def test_manifest_tables_and_provenance(prepared_stores):
 
 
 def test_windows_finite_float32_at_target_rate(prepared_stores):
-    from brainfm.data.loading import WindowDataset
+    import torch
+
+    from brainfm.data.datamodule import BrainDataModule
 
     root, _ = prepared_stores
     names = ["eegmat", "ssvep_exoskeleton", "muse_p300", "bonn", "delhi"]
-    ds = WindowDataset([root / n for n in names])
-    rng = np.random.default_rng(0)
-    items = ds.__getitems__(rng.choice(len(ds), 256, replace=False))
-    for it in items:
-        assert it["x"].dtype.is_floating_point and str(it["x"].dtype) == "torch.float32"
-        assert bool(it["x"].isfinite().all()) and it["x"].shape[-1] == 200
+    dm = BrainDataModule(names, store_root=root, batch_size=256, val_fraction=0.0)
+    dm.setup()
+    for batch in dm.train_dataloader():
+        assert batch["x"].dtype == torch.float32 and batch["x"].shape[-1] == 200
+        assert bool(batch["x"].isfinite().all())
     assert all(CorpusStore(root / n).sfreq == 200.0 for n in names)
 
 
