@@ -55,7 +55,8 @@ class WindowDataset(torch.utils.data.Dataset):
     def _bind(self, table) -> None:
         self.table = table
         self._key = table["key"].to_numpy()
-        self._index = table["index"].to_numpy()
+        self._pack = table["pack"].to_numpy()
+        self._index = table["pack_index"].to_numpy()
         self._store = table["store"].to_numpy()
         self._label = table["label"].to_numpy(dtype=np.int64)
         self._n_samples = table["n_samples"].to_numpy()
@@ -88,34 +89,32 @@ class WindowDataset(torch.utils.data.Dataset):
         item["x"] = item["x"].float()
         return item
 
-    def _runs(self, indices: np.ndarray):
-        """(batch positions, rows, block (k, C, T) in store dtype, sensors) per recording.
+    def _sorted(self, indices: np.ndarray) -> np.ndarray:
+        """Positions that order ``indices`` by (store, pack, row in pack)."""
+        return np.lexsort((self._index[indices], self._pack[indices], self._store[indices]))
 
-        Windows of one recording are read with a single fancy index into its shard.
+    def _runs(self, indices: np.ndarray):
+        """(batch positions, rows, block (k, C, T) in store dtype) per pack touched.
+
+        Windows of one pack (all of one shape in one store) come with a single fancy index.
         """
-        order = np.lexsort((self._index[indices], self._key[indices], self._store[indices]))
-        start = 0
-        while start < len(order):
-            pos = indices[order[start]]
-            key, store = self._key[pos], self._store[pos]
-            stop = start + 1
-            while (stop < len(order) and self._key[indices[order[stop]]] == key
-                   and self._store[indices[order[stop]]] == store):
-                stop += 1
-            rows = indices[order[start:stop]]
-            block = np.ascontiguousarray(self.stores[store].shard(key)[self._index[rows]])
-            yield (order[start:stop], rows, torch.from_numpy(block),
-                   torch.from_numpy(self.stores[store].sensors(key)))
-            start = stop
+        order = self._sorted(indices)
+        packs, stores = self._pack[indices[order]], self._store[indices[order]]
+        bounds = np.flatnonzero((packs[1:] != packs[:-1]) | (stores[1:] != stores[:-1])) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
+            rows = indices[order[lo:hi]]
+            arr = self.stores[stores[lo]].array(packs[lo])
+            yield order[lo:hi], rows, torch.from_numpy(arr[self._index[rows]])
 
     def __getitems__(self, indices) -> list[dict]:
         """Items of a batch; ``x`` stays in the store's dtype (collate makes it float32)."""
         indices = np.asarray(indices)
         out: list[dict | None] = [None] * len(indices)
-        for positions, rows, block, sensors in self._runs(indices):
+        for positions, rows, block in self._runs(indices):
             k, c, t = block.shape
             block = block.view(k, c, t // self.patch_len, self.patch_len)
             for j, (at, r) in enumerate(zip(positions, rows)):
+                sensors = torch.from_numpy(self._sensor_table[self._rec_code[r], :c])
                 out[at] = {"x": block[j], "sensors": sensors, **self._ids(r)}
         return out  # type: ignore[return-value]
 
@@ -127,32 +126,32 @@ class WindowDataset(torch.utils.data.Dataset):
     def load_batch(self, indices) -> dict:
         """A whole collated batch (as :func:`collate_windows` makes it), read directly.
 
-        The fast path of the DataModule: windows are grouped by recording (a batch is a set;
-        ``row`` says which window each is), each recording's windows are copied from its
-        memory map into one store-dtype buffer, and a single vectorised conversion makes the
-        float32 batch. Sensors and the channel mask are gathered from per-recording tables.
+        The fast path of the DataModule: windows are ordered by pack (a batch is a set;
+        ``row`` says which window each is), each pack's windows are gathered with one
+        ``np.take`` from its memory map into a store-dtype buffer, and a single vectorised
+        conversion makes the float32 batch. Sensors and the channel mask are gathered from
+        per-recording tables.
         """
         indices = np.asarray(indices)
-        indices = indices[np.lexsort((self._index[indices], self._key[indices],
-                                      self._store[indices]))]
+        indices = indices[self._sorted(indices)]
         n_samples = self._n_samples[indices]
         if n_samples.min() != n_samples.max():
             raise ValueError(f"windows of {sorted(set(n_samples.tolist()))} samples in one "
                              "batch; use BucketBatchSampler")
         n_ch = self._n_channels[indices]
         b, c, t = len(indices), int(n_ch.max()), int(n_samples[0])
-        dtype = self.stores[self._store[indices[0]]].shard(self._key[indices[0]]).dtype
+        packs, stores = self._pack[indices], self._store[indices]
+        dtype = self.stores[stores[0]].array(packs[0]).dtype
         padded = bool(n_ch.min() != c)
         raw = (np.zeros if padded else np.empty)((b, c, t), dtype=dtype)
-        keys, stores = self._key[indices], self._store[indices]
-        bounds = np.flatnonzero((keys[1:] != keys[:-1]) | (stores[1:] != stores[:-1])) + 1
+        bounds = np.flatnonzero((packs[1:] != packs[:-1]) | (stores[1:] != stores[:-1])) + 1
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, b]):
-            shard = self.stores[stores[lo]].shard(keys[lo])
-            idx = self._index[indices[lo:hi]]
-            if hi - lo > 1 and idx[-1] - idx[0] == hi - lo - 1:
-                raw[lo:hi, :shard.shape[1]] = shard[idx[0]:idx[-1] + 1]  # contiguous slice
-            else:
-                raw[lo:hi, :shard.shape[1]] = shard[idx]
+            arr = self.stores[stores[lo]].array(packs[lo])
+            rows, dest = self._index[indices[lo:hi]], raw[lo:hi, :arr.shape[1]]
+            if dest.flags.c_contiguous:
+                np.take(arr, rows, axis=0, out=dest)  # straight from the map into the batch
+            else:  # narrower montage inside a padded batch
+                dest[...] = arr[rows]
         x = torch.empty((b, c, t), dtype=torch.float32)
         x.copy_(torch.from_numpy(raw))
         rec = self._rec_code[indices]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -18,6 +19,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import BrainfmError
 from .datasets import DatasetSpec, RecordingItem, list_recordings
+from .packing import PACK_INDEX, commit_packs, has_windows, pack_records, read_pack_index
 from .readers import read_recording
 from .sensors import sensor_features
 from .standardise import StandardiseConfig, standardise
@@ -146,10 +148,10 @@ def _check_store(root: Path, spec, std, dtype, chash, overwrite: bool) -> None:
                              f"{meta.get('config_hash')} != {chash}); choose another store "
                              "folder or pass overwrite=true")
     if overwrite and root.exists():
-        for sub in ("records", "shards"):
+        for sub in ("records", "shards", "packs"):
             for p in (root / sub).glob("*"):
                 p.unlink()
-        for name in ("windows.parquet", "recordings.parquet", "summary.json"):
+        for name in ("windows.parquet", "recordings.parquet", "summary.json", PACK_INDEX):
             (root / name).unlink(missing_ok=True)
     atomic_write_json(meta_path, {
         "format": STORE_FORMAT, "brainfm_version": __version__, "config_hash": chash,
@@ -157,8 +159,9 @@ def _check_store(root: Path, spec, std, dtype, chash, overwrite: bool) -> None:
         "sfreq": std.sfreq})
 
 
-def write_manifest(root: Path, spec: DatasetSpec, records: list[dict]) -> None:
-    """The recording and window tables, from the records of this dataset's recordings."""
+def write_manifest(root: Path, spec: DatasetSpec, records: list[dict],
+                   packs: dict[str, list]) -> None:
+    """The recording and window tables, from the records and where their windows live."""
     import pandas as pd
 
     rec_rows, win_frames = [], []
@@ -175,15 +178,17 @@ def write_manifest(root: Path, spec: DatasetSpec, records: list[dict]) -> None:
             continue
         n = r["n_windows"]
         labels = np.asarray(r["label"], dtype=np.int64)
+        pack, offset, _ = packs[r["key"]]
         win_frames.append(pd.DataFrame({
             "dataset": spec.name, "key": r["key"], "index": np.arange(n, dtype=np.int64),
+            "pack": pack, "pack_index": offset + np.arange(n, dtype=np.int64),
             "subject": r["subject"], "session": r["session"], "run": r["run"],
             "recording": r["relpath"], "onset_s": np.asarray(r["onset_s"], dtype=float),
             "label": labels,
             "label_name": [classes[i] if 0 <= i < len(classes) else None for i in labels],
             "n_channels": r["shape"][1], "n_samples": r["shape"][2]}))
     windows = (pd.concat(win_frames, ignore_index=True) if win_frames else
-               pd.DataFrame(columns=["dataset", "key", "index", "subject", "session", "run",
+               pd.DataFrame(columns=["dataset", "key", "index", "pack", "pack_index", "subject", "session", "run",
                                      "recording", "onset_s", "label", "label_name",
                                      "n_channels", "n_samples"]))
     atomic_write_parquet(root / "recordings.parquet", pd.DataFrame(rec_rows))
@@ -193,9 +198,16 @@ def write_manifest(root: Path, spec: DatasetSpec, records: list[dict]) -> None:
 def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_dir: Path,
             dtype: str = "float16", overwrite: bool = False, n_jobs: int = 1,
             limit: int | None = None, progress: bool = True) -> PrepSummary:
-    """Prepare every recording of ``spec`` into the store at ``store_dir``."""
+    """Prepare every recording of ``spec`` into the store at ``store_dir``.
+
+    ``n_jobs`` processes prepare recordings in parallel (< 1: one per available core); each
+    writes its own shard and record, so the parent only assembles the manifest.
+    """
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype={dtype!r}; use float16 or float32")
+    if n_jobs is None or n_jobs < 1:  # all the cores this process may use
+        n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
     t0 = time.perf_counter()
     root = Path(store_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -208,16 +220,18 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
     summary = PrepSummary(dataset=spec.name, store=str(root))
     records: dict[str, dict] = {}
     todo = []
+    packed = read_pack_index(root)
     for it in items:
         rec = _load_record(root, it.key)
         if (rec and rec.get("status") == "ok" and rec.get("config_hash") == chash
-                and (root / "shards" / f"{it.key}.npy").exists()):
+                and has_windows(root, it.key, packed)):
             records[it.key] = rec
             summary.skipped += 1
         else:
             todo.append(it)
     bar = _progress(len(todo), spec.name, progress)
     if n_jobs > 1 and len(todo) > 1:
+        _warm_caches(spec)  # forked workers inherit the parent's template tables
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
             futures = [pool.submit(prepare_one, it, spec, std, root, dtype, chash)
                        for it in todo]
@@ -232,7 +246,9 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
             bar.update(1)
     bar.close()
     ordered = [records[it.key] for it in items]
-    write_manifest(root, spec, ordered)
+    packs = pack_records(root, ordered, dtype) if todo or not packed else packed
+    write_manifest(root, spec, ordered, packs)
+    commit_packs(root, packs)
     per_class: Counter = Counter()
     per_subject: Counter = Counter()
     for r in ordered:
@@ -254,6 +270,16 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
     summary.seconds = time.perf_counter() - t0
     atomic_write_json(root / "summary.json", asdict(summary))
     return summary
+
+
+def _warm_caches(spec: DatasetSpec) -> None:
+    from .channels import _template_names
+    from .sensors import DEFAULT_TEMPLATE, template_positions
+
+    montage = spec.read.get("montage", DEFAULT_TEMPLATE)
+    if montage:
+        template_positions(montage)
+        _template_names()
 
 
 class _NoBar:

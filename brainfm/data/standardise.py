@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal
@@ -23,10 +24,6 @@ from .recording import Recording
 PHYSICAL_UNIT = {"eeg": ("uV", 1e6), "seeg": ("uV", 1e6), "ecog": ("uV", 1e6),
                  "dbs": ("uV", 1e6), "eog": ("uV", 1e6), "ecg": ("uV", 1e6),
                  "emg": ("uV", 1e6), "mag": ("fT", 1e15), "grad": ("fT/cm", 1e13)}
-
-#: Channels per float64 work block; bounds scratch memory at a few x block x n_times x 8 bytes.
-_BLOCK_CHANNELS = 2
-
 
 @dataclass
 class StandardiseConfig:
@@ -80,6 +77,16 @@ class StandardiseConfig:
         return asdict(self)
 
 
+#: Float64 scratch per work block: at least this many bytes, or an eighth of the recording.
+_BLOCK_MIN_BYTES = 4 << 20
+
+
+def _block_channels(n_channels: int, n_times: int) -> int:
+    """Channels per float64 work block: all of a short recording, few of a long one."""
+    budget = max(_BLOCK_MIN_BYTES, n_channels * n_times * 4 // 8)
+    return int(min(n_channels, max(1, budget // max(n_times * 8, 1))))
+
+
 def _resample_plan(orig: float, target: float) -> tuple[int, int] | None:
     """Exact up/down integers for polyphase resampling, or None when they are too large."""
     frac = Fraction(target / orig).limit_denominator(2000)
@@ -89,73 +96,57 @@ def _resample_plan(orig: float, target: float) -> tuple[int, int] | None:
     return frac.numerator, frac.denominator
 
 
-def _resample(data: np.ndarray, orig: float, target: float) -> tuple[np.ndarray, str]:
+def _resample_block(block: np.ndarray, orig: float, target: float, n_out: int) -> np.ndarray:
     plan = _resample_plan(orig, target)
-    n_out = int(round(data.shape[1] * target / orig))
-    out = np.empty((data.shape[0], n_out), dtype=np.float32)
-    for s in range(0, data.shape[0], _BLOCK_CHANNELS):
-        block = data[s:s + _BLOCK_CHANNELS].astype(np.float64)
-        if plan is not None:
-            res = signal.resample_poly(block, plan[0], plan[1], axis=1)
-        else:  # awkward ratio (173.61 -> 200 Hz): band-limited FFT resampling
-            res = signal.resample(block, n_out, axis=1)
-        out[s:s + _BLOCK_CHANNELS] = res[:, :n_out]
-    method = f"polyphase up={plan[0]} down={plan[1]}" if plan else "fft"
-    return out, method
+    if plan is not None:
+        return signal.resample_poly(block, plan[0], plan[1], axis=1)[:, :n_out]
+    return signal.resample(block, n_out, axis=1)  # awkward ratio (173.61 -> 200 Hz): FFT
 
 
-def _filter_sos(cfg: StandardiseConfig, sfreq: float) -> tuple[np.ndarray | None, dict]:
-    """One cascade of second-order sections: band-pass (or high/low-pass) then notch."""
+@lru_cache(maxsize=64)
+def _filter_design(l_freq, h_freq, order, notch, notch_q, sfreq):
+    """Second-order sections (band-pass, then notch), their steady-state state, and a log."""
     sections, done = [], {}
     nyq = sfreq / 2.0
-    if cfg.l_freq is not None and cfg.h_freq is not None:
-        sections.append(signal.butter(cfg.filter_order, [cfg.l_freq, cfg.h_freq], "bandpass",
-                                      fs=sfreq, output="sos"))
-        done["bandpass"] = [cfg.l_freq, cfg.h_freq]
-    elif cfg.l_freq is not None:
-        sections.append(signal.butter(cfg.filter_order, cfg.l_freq, "highpass", fs=sfreq,
+    if l_freq is not None and h_freq is not None:
+        sections.append(signal.butter(order, [l_freq, h_freq], "bandpass", fs=sfreq,
                                       output="sos"))
-        done["highpass"] = cfg.l_freq
-    elif cfg.h_freq is not None:
-        sections.append(signal.butter(cfg.filter_order, cfg.h_freq, "lowpass", fs=sfreq,
-                                      output="sos"))
-        done["lowpass"] = cfg.h_freq
-    if cfg.notch is not None:
-        if cfg.notch < nyq:
-            b, a = signal.iirnotch(cfg.notch, cfg.notch_q, fs=sfreq)
+        done["bandpass"] = [l_freq, h_freq]
+    elif l_freq is not None:
+        sections.append(signal.butter(order, l_freq, "highpass", fs=sfreq, output="sos"))
+        done["highpass"] = l_freq
+    elif h_freq is not None:
+        sections.append(signal.butter(order, h_freq, "lowpass", fs=sfreq, output="sos"))
+        done["lowpass"] = h_freq
+    if notch is not None:
+        if notch < nyq:
+            b, a = signal.iirnotch(notch, notch_q, fs=sfreq)
             sections.append(signal.tf2sos(b, a))
-            done["notch"] = cfg.notch
+            done["notch"] = notch
         else:
-            done["notch_skipped"] = f"{cfg.notch} Hz is above the Nyquist frequency {nyq:g} Hz"
+            done["notch_skipped"] = f"{notch} Hz is above the Nyquist frequency {nyq:g} Hz"
     if not sections:
-        return None, done
-    return np.concatenate(sections, axis=0), done
+        return None, None, done
+    sos = np.concatenate(sections, axis=0)
+    return sos, signal.sosfilt_zi(sos), done
 
 
-def _apply_sos(data: np.ndarray, sos: np.ndarray) -> None:
-    """Zero-phase filtering in place, float64 arithmetic one block of channels at a time."""
-    pad = min(3 * (2 * len(sos) + 1) * 10, data.shape[1] - 1)
-    for s in range(0, data.shape[0], _BLOCK_CHANNELS):
-        block = data[s:s + _BLOCK_CHANNELS].astype(np.float64)
-        data[s:s + _BLOCK_CHANNELS] = signal.sosfiltfilt(sos, block, axis=1, padlen=pad)
+def sos_filtfilt(sos: np.ndarray, zi: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
+    """Zero-phase filtering of rows of ``x`` (what scipy's ``sosfiltfilt`` computes).
 
-
-def _median_removed_scaled(data: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """A float32 copy with each channel's median removed and its unit factor applied."""
-    out = np.empty(data.shape, dtype=np.float32)
-    for s in range(0, data.shape[0], _BLOCK_CHANNELS):
-        block = data[s:s + _BLOCK_CHANNELS].astype(np.float64)
-        block -= np.median(block, axis=1, keepdims=True)
-        block *= factors[s:s + _BLOCK_CHANNELS, None]
-        out[s:s + _BLOCK_CHANNELS] = block
-    return out
-
-
-def _row_std(data: np.ndarray) -> np.ndarray:
-    """Per-channel standard deviation without a temporary the size of the recording."""
-    return np.concatenate([data[s:s + _BLOCK_CHANNELS].std(axis=1, dtype=np.float64)
-                           for s in range(0, data.shape[0], _BLOCK_CHANNELS)]
-                          ).astype(np.float32)
+    Takes the steady-state initial conditions ``zi`` (``sosfilt_zi(sos)``) precomputed, so
+    a prep job designs its filter once instead of once per channel block.
+    """
+    padlen = min(padlen, x.shape[1] - 1)
+    if padlen > 0:
+        left = 2 * x[:, :1] - x[:, padlen:0:-1]
+        right = 2 * x[:, -1:] - x[:, -2:-padlen - 2:-1]
+        x = np.concatenate([left, x, right], axis=1)
+    y, _ = signal.sosfilt(sos, x, axis=1, zi=zi[:, None, :] * x[None, :, :1])
+    y = y[:, ::-1]
+    y, _ = signal.sosfilt(sos, y, axis=1, zi=zi[:, None, :] * y[None, :, :1])
+    y = y[:, ::-1]
+    return y[:, padlen:y.shape[1] - padlen] if padlen > 0 else y
 
 
 def _robust_z(values: np.ndarray) -> np.ndarray:
@@ -164,12 +155,22 @@ def _robust_z(values: np.ndarray) -> np.ndarray:
     return (values - med) / mad if mad > 0 else np.zeros_like(values)
 
 
+def _row_std(data: np.ndarray) -> np.ndarray:
+    """Per-channel standard deviation without a temporary the size of the recording."""
+    step = _block_channels(*data.shape)
+    return np.concatenate([data[s:s + step].std(axis=1, dtype=np.float64)
+                           for s in range(0, data.shape[0], step)]).astype(np.float32)
+
+
 def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> Recording:
     """Pick, check, convert units, resample, filter, re-reference and vet the channels.
 
     Returns a new float32 recording in units of ``scale`` x physical unit per type. Raises
     :class:`~brainfm.errors.RecordingError` naming the file and channel for NaN/Inf samples,
     no usable channels, only flat channels, or a sampling rate too low for the band-pass.
+
+    Units, DC removal, resampling and filtering happen in one pass over blocks of channels
+    (float64 arithmetic per block), so the recording is traversed once.
     """
     if not isinstance(cfg, StandardiseConfig):
         cfg = StandardiseConfig.from_dict(cfg)
@@ -180,41 +181,77 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
         raise RecordingError(rec.source, f"no channels of types {list(cfg.pick_types)} "
                              f"(the file has {rec.type_counts()})",
                              "set standardise.pick_types, or ch_types overrides when reading")
-    out = rec.pick(keep)
-    out.with_step("pick", types=list(cfg.pick_types), exclude=list(cfg.exclude),
+    kept = set(keep)
+    src = rec.pick(keep)
+    src.with_step("pick", types=list(cfg.pick_types), exclude=list(cfg.exclude),
                   kept=len(keep), dropped=[n for i, n in enumerate(rec.ch_names)
-                                           if i not in set(keep)])
+                                           if i not in kept])
     # 2. finite samples
-    bad_rows = ~np.isfinite(out.data).all(axis=1)
+    bad_rows = ~np.isfinite(src.data).all(axis=1)
     if bad_rows.any():
-        names = [n for n, b in zip(out.ch_names, bad_rows) if b]
+        names = [n for n, b in zip(src.ch_names, bad_rows) if b]
         raise RecordingError(rec.source, f"NaN or Inf samples in channel(s) {names}",
                              "exclude those channels (standardise.exclude) or repair the file")
     # 3. sampling rate vs requested band
-    target = float(cfg.sfreq) if cfg.sfreq else out.sfreq
+    orig = src.sfreq
+    target = float(cfg.sfreq) if cfg.sfreq else orig
     top = cfg.h_freq if cfg.h_freq is not None else cfg.l_freq
     if top is not None:
-        for rate, what in ((out.sfreq, "recording"), (target, "target")):
+        for rate, what in ((orig, "recording"), (target, "target")):
             if top >= rate / 2:
                 raise RecordingError(
                     rec.source, f"{what} rate {rate:g} Hz is too low for a {top:g} Hz filter "
                     f"edge (Nyquist {rate / 2:g} Hz)",
                     f"lower standardise.h_freq below {rate / 2:g} Hz or skip this recording")
-    # 4. DC removal and units: one multiply per channel
-    factors = np.empty(out.n_channels, dtype=np.float32)
-    units = []
-    for i, kind in enumerate(out.ch_types):
+    # 4. one pass: units and DC, then resample/filter in the cheaper order
+    factors, scales, units = [], [], []
+    for kind in src.ch_types:
         unit, si_to_unit = PHYSICAL_UNIT.get(kind, ("uV", 1e6))
         scale = float(cfg.scale.get(kind, 1.0))
-        factors[i] = si_to_unit / scale
+        factors.append(si_to_unit / scale)
+        scales.append(scale)
         units.append(f"{scale:g} {unit}" if scale != 1 else unit)
-    out.data = _median_removed_scaled(out.data, factors)
-    out.units = units
-    out.with_step("units", units=sorted(set(units)), dc="median removed")
+    factors, scales = np.asarray(factors), np.asarray(scales)
+    resampling = target != orig
+    downsampling = target < orig
+    n_out = int(round(src.n_times * target / orig)) if resampling else src.n_times
+    filter_rate = target if downsampling else orig
+    sos, zi, done = _filter_design(cfg.l_freq, cfg.h_freq, cfg.filter_order, cfg.notch,
+                                   cfg.notch_q, float(filter_rate))
+    n_filter = n_out if downsampling else src.n_times
+    filtering = sos is not None and n_filter > 3 * (2 * len(sos) + 1)
+    padlen = 3 * (2 * len(sos) + 1) * 10 if sos is not None else 0
+    data = np.empty((src.n_channels, n_out), dtype=np.float32)
+    physical_std = np.empty(src.n_channels)
+    step = _block_channels(src.n_channels, max(src.n_times, n_out))
+    for s in range(0, src.n_channels, step):
+        block = src.data[s:s + step].astype(np.float64)
+        block -= block.mean(axis=1, keepdims=True)
+        block *= factors[s:s + step, None]
+        # the block is zero-mean: its variance is a row-wise dot product
+        physical_std[s:s + step] = np.sqrt(np.einsum("ij,ij->i", block, block)
+                                           / block.shape[1]) * scales[s:s + step]
+        if downsampling:
+            block = _resample_block(block, orig, target, n_out)
+        if filtering:
+            block = sos_filtfilt(sos, zi, block, padlen)
+        if resampling and not downsampling:
+            block = _resample_block(block, orig, target, n_out)
+        data[s:s + step] = block
+    out = src.replace(data=data, sfreq=target, units=units)
+    out.with_step("units", units=sorted(set(units)), dc="mean removed")
+    steps = [("resample", {"from_sfreq": orig, "to_sfreq": target,
+                           "method": (lambda p: f"polyphase up={p[0]} down={p[1]}" if p
+                                      else "fft")(_resample_plan(orig, target))})] \
+        if resampling else []
+    if filtering:
+        filt = ("filter", {"design": f"butterworth order {cfg.filter_order} + iirnotch "
+                           f"q={cfg.notch_q}, zero-phase sos", "at_sfreq": filter_rate, **done})
+        steps = steps + [filt] if downsampling else [filt] + steps
+    for name, params in steps:
+        out.with_step(name, **params)
     # 5. flat channels: dropped, and an error if nothing is left
-    stds = _row_std(out.data) * np.array(
-        [float(cfg.scale.get(t, 1.0)) for t in out.ch_types], dtype=np.float32)
-    flat = stds < cfg.flat_std
+    flat = physical_std < cfg.flat_std
     if flat.all():
         raise RecordingError(rec.source, f"all {out.n_channels} channels are flat "
                              f"(std < {cfg.flat_std} physical units)",
@@ -223,22 +260,7 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
         flat_names = [n for n, f in zip(out.ch_names, flat) if f]
         out = out.pick(np.flatnonzero(~flat))
         out.with_step("flat_channels", dropped=flat_names)
-    # 6. resample and filter, cheapest order first
-    downsampling = target < out.sfreq
-    if not downsampling and target != out.sfreq:
-        out = _filter_step(out, cfg)
-    if target != out.sfreq:
-        orig = out.sfreq
-        data, method = _resample(out.data, orig, target)
-        scale_t = target / orig
-        ann = out.annotations
-        out = out.replace(data=data, sfreq=target)
-        out.annotations = type(ann)(ann.onset, ann.duration, ann.description)
-        out.with_step("resample", from_sfreq=orig, to_sfreq=target, method=method,
-                      ratio=round(scale_t, 6))
-    if downsampling or target == rec.sfreq:
-        out = _filter_step(out, cfg)
-    # 7. reference
+    # 6. reference
     if cfg.reference == "average":
         for kind in sorted(set(out.ch_types)):
             rows = [i for i, t in enumerate(out.ch_types) if t == kind and
@@ -246,7 +268,7 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
             if rows and kind in ("eeg", "seeg", "ecog", "dbs"):
                 out.data[rows] -= out.data[rows].mean(axis=0, keepdims=True)
         out.with_step("reference", kind="average", per_type=True)
-    # 8. noisy channels
+    # 7. noisy channels
     if cfg.bad_channel_z is not None and out.n_channels >= 4:
         logstd = np.log(_row_std(out.data) + 1e-12)
         noisy = [out.ch_names[i] for i in np.flatnonzero(
@@ -259,12 +281,3 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
         out.with_step("bad_channels", z=cfg.bad_channel_z, found=noisy,
                       action=cfg.bad_channels)
     return out
-
-
-def _filter_step(rec: Recording, cfg: StandardiseConfig) -> Recording:
-    sos, done = _filter_sos(cfg, rec.sfreq)
-    if sos is not None and rec.n_times > 3 * (2 * len(sos) + 1):
-        _apply_sos(rec.data, sos)
-        rec.with_step("filter", design=f"butterworth order {cfg.filter_order} + iirnotch "
-                      f"q={cfg.notch_q}, zero-phase sos", at_sfreq=rec.sfreq, **done)
-    return rec

@@ -3,7 +3,9 @@
 Layout of a store folder::
 
     store.json            format, dataset spec, standardisation, dtype, config hash
-    shards/<key>.npy      (n_windows, n_channels, n_samples) float16 or float32
+    shards/<key>.npy      one recording's windows while a run is under way
+    packs/pack-CxT-*.npy  when a run ends: all windows of shape (C, T), (n, C, T) float16/32
+    packs.json            recording key -> [pack, first row, window count]
     records/<key>.json    per-recording result: ok (with channels, sensors, windows) or failed
     recordings.parquet    one row per recording (the manifest's recording table)
     windows.parquet       one row per window (the manifest's window table)
@@ -155,16 +157,25 @@ class CorpusStore:
     def __len__(self) -> int:
         return len(self.windows)
 
-    def shard(self, key: str) -> np.ndarray:
-        """The memory-mapped (n_windows, C, T) array of one recording."""
+    def array(self, name: str) -> np.ndarray:
+        """The memory-mapped (n_windows, C, T) array of one pack (``packs/...npy``)."""
         if os.getpid() != self._pid:
             self._shards, self._pid = {}, os.getpid()
-        arr = self._shards.get(key)
+        arr = self._shards.get(name)
         if arr is None:
-            arr = np.load(self.root / "shards" / f"{key}.npy", mmap_mode="r",
-                          allow_pickle=False)
-            self._shards[key] = arr
+            arr = np.load(self.root / name, mmap_mode="r", allow_pickle=False)
+            # a plain ndarray view of the map: slicing np.memmap runs Python code per call
+            arr = arr.view(np.ndarray)
+            self._shards[name] = arr
         return arr
+
+    def recording_windows(self, key: str) -> np.ndarray:
+        """All windows of one recording, (n_windows, C, T), as a view into its pack."""
+        rows = self.windows[self.windows["key"] == key]
+        if rows.empty:
+            raise KeyError(f"{self.root}: no windows for recording key {key!r}")
+        first = int(rows["pack_index"].iloc[0])
+        return self.array(rows["pack"].iloc[0])[first:first + len(rows)]
 
     def sensors(self, key: str) -> np.ndarray:
         return self._sensors[key]
@@ -175,7 +186,7 @@ class CorpusStore:
     def window(self, i: int) -> np.ndarray:
         """Window ``i`` of the window table as float32 (C, T)."""
         row = self.windows.iloc[i]
-        return np.asarray(self.shard(row["key"])[row["index"]], dtype=np.float32)
+        return np.asarray(self.array(row["pack"])[row["pack_index"]], dtype=np.float32)
 
     def summary(self) -> dict:
         return json.loads((self.root / "summary.json").read_text())

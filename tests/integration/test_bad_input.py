@@ -17,6 +17,7 @@ from scipy import signal
 
 import brainfm
 from brainfm.data.datasets import DatasetSpec
+from brainfm.data.packing import read_pack_index
 from brainfm.data.prep import prepare
 from brainfm.data.standardise import StandardiseConfig, standardise
 from brainfm.data.store import CorpusStore, StoreError
@@ -254,8 +255,11 @@ def test_batch_records_the_bad_file_and_goes_on(prepared):
     assert table.loc[BAD, "status"] == "failed"
     assert str(folder / BAD) in table.loc[BAD, "error"]
     assert (table.loc[list(GOOD), "status"] == "ok").all()
+    packs = read_pack_index(store)
+    assert table.loc[BAD, "key"] not in packs
     assert not (store / "shards" / f"{table.loc[BAD, 'key']}.npy").exists()
-    assert all((store / "shards" / f"{k}.npy").exists() for k in table.loc[list(GOOD), "key"])
+    assert all(k in packs for k in table.loc[list(GOOD), "key"])
+    assert not list((store / "shards").glob("*.npy"))     # packed, then removed
     assert not list(store.rglob(".*.tmp"))
     assert set(CorpusStore(store).windows["recording"]) == set(GOOD)
 

@@ -135,3 +135,25 @@ def test_cli_bad_dataset_path_is_explained(tmp_path):
     out = subprocess.run(cli + ["dataset=folder", f"dataset.path={tmp_path}/nowhere",
                                 f"store_root={tmp_path}"], capture_output=True, text=True)
     assert out.returncode == 2 and "does not exist" in out.stderr and "data_root" in out.stderr
+
+
+def test_growing_a_store_repacks_to_what_a_fresh_prep_gives(tmp_path, data_root):
+    """Prep part of a dataset, then all of it: the re-packed store equals a one-shot prep,
+    and stale packs and shards are gone."""
+    from brainfm.data.prep import prepare
+
+    from ..helpers import load_configs
+
+    spec, std = load_configs("delhi")
+    grown, fresh = tmp_path / "grown", tmp_path / "fresh"
+    prepare(spec, std, data_root, grown, limit=60, progress=False, n_jobs=1)
+    first_packs = set((grown / "packs").iterdir())
+    again = prepare(spec, std, data_root, grown, progress=False, n_jobs=2)
+    assert again.skipped == 60 and again.done == 90
+    prepare(spec, std, data_root, fresh, progress=False, n_jobs=1)
+    a, b = CorpusStore(grown), CorpusStore(fresh)
+    assert len(a) == len(b) == 150
+    for i in (0, 59, 60, 149):
+        assert np.array_equal(a.window(i), b.window(i))
+    assert not (set((grown / "packs").iterdir()) & first_packs)
+    assert not list((grown / "shards").glob("*.npy"))

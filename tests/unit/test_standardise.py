@@ -100,3 +100,14 @@ def test_unknown_option_is_named():
 def test_rate_too_low_names_rate():
     with pytest.raises(RecordingError, match="128 Hz"):
         standardise(_sines([(10, 10.0)], sfreq=128.0))
+
+
+def test_filtfilt_with_cached_state_equals_scipy():
+    from scipy import signal
+
+    from brainfm.data.standardise import _filter_design, sos_filtfilt
+
+    sos, zi, _ = _filter_design(0.3, 75.0, 4, 60.0, 30.0, 200.0)
+    x = np.random.default_rng(4).standard_normal((3, 4000)).cumsum(axis=1)
+    expected = signal.sosfiltfilt(sos, x, axis=1, padlen=270)
+    assert np.allclose(sos_filtfilt(sos, zi, x, 270), expected, rtol=0, atol=1e-9)

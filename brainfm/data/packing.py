@@ -1,0 +1,88 @@
+"""Packs: the windows of every recording of one shape, contiguous in one memory-mapped file.
+
+Recordings are prepared one shard each (so a run can stop and resume anywhere); when a run
+ends, the shards are packed by window shape so that a shuffled batch is one fancy index into
+one file instead of dozens of small reads. Packing writes new files under fresh names, the
+manifest then points at them, and only then are the old packs and the shards removed: a
+store is valid at every instant.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .store import atomic_write_json
+
+PACK_INDEX = "packs.json"
+
+
+def read_pack_index(root: Path) -> dict[str, list]:
+    """key -> [pack file (relative to the store), first row in that pack, window count]."""
+    path = root / PACK_INDEX
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def has_windows(root: Path, key: str, index: dict) -> bool:
+    """Whether a recording's windows are on disk, as a shard or inside a current pack."""
+    if (root / "shards" / f"{key}.npy").exists():
+        return True
+    where = index.get(key)
+    return bool(where) and (root / where[0]).exists()
+
+
+def _source(root: Path, key: str, index: dict) -> np.ndarray:
+    shard = root / "shards" / f"{key}.npy"
+    if shard.exists():
+        return np.load(shard, mmap_mode="r", allow_pickle=False)
+    pack, offset, n = index[key]
+    return np.load(root / pack, mmap_mode="r", allow_pickle=False)[offset:offset + n]
+
+
+def pack_records(root: Path, records: list[dict], dtype: str) -> dict[str, list]:
+    """Write one pack per window shape from the ok ``records``; returns the new index.
+
+    Reads each recording from its shard, or from the pack it was in after an earlier run.
+    """
+    old = read_pack_index(root)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        if r["status"] == "ok":
+            groups[tuple(r["shape"][1:])].append(r)
+    (root / "packs").mkdir(exist_ok=True)
+    index: dict[str, list] = {}
+    for (c, t), members in sorted(groups.items()):
+        total = sum(r["n_windows"] for r in members)
+        name = f"packs/pack-{c}x{t}-{uuid.uuid4().hex[:8]}.npy"
+        tmp = root / f"{name}.partial"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total, c, t))
+        row = 0
+        for r in members:
+            src = _source(root, r["key"], old)
+            if src.shape != (r["n_windows"], c, t):
+                raise RuntimeError(f"{root}: windows of {r['relpath']} have shape {src.shape},"
+                                   f" its record says {(r['n_windows'], c, t)}; re-run with "
+                                   "overwrite=true")
+            out[row:row + len(src)] = src
+            index[r["key"]] = [name, row, len(src)]
+            row += len(src)
+        out.flush()
+        del out
+        os.replace(tmp, root / name)
+    return index
+
+
+def commit_packs(root: Path, index: dict[str, list]) -> None:
+    """Make ``index`` current, then delete the shards and packs nothing points at any more."""
+    atomic_write_json(root / PACK_INDEX, index)
+    live = {v[0] for v in index.values()}
+    for pack in (root / "packs").glob("*"):
+        if f"packs/{pack.name}" not in live:
+            pack.unlink(missing_ok=True)
+    for shard in (root / "shards").glob("*.npy"):
+        if shard.stem in index:
+            shard.unlink(missing_ok=True)
