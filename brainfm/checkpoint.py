@@ -1,0 +1,69 @@
+"""Loading models from files without executing pickled code.
+
+Every file is read with ``torch.load(weights_only=True)``: tensors and plain containers only.
+Recognised formats: brainfm model files (``{"format": "brainfm-model/1", "config": ...,
+"state_dict": ...}``) and state dicts saved by the original CBraMod code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import BrainfmError
+from .models.cbramod_import import (CBRAMOD_CONFIG, cbramod_n_layers,
+                                    convert_cbramod_state_dict, is_cbramod_state_dict)
+from .models.criss_cross import CrissCrossTransformer
+
+MODEL_FORMAT = "brainfm-model/1"
+
+
+class CheckpointError(BrainfmError, ValueError):
+    """A file is not a model brainfm can load; the message names it and says why."""
+
+
+def save_model(model: CrissCrossTransformer, path, extra: dict | None = None) -> Path:
+    """Write a self-describing model file: architecture config, weights, and ``extra``
+    (e.g. the preprocessing contract) as plain data."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": MODEL_FORMAT, "config": dict(model.config),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "extra": extra or {}}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def from_pretrained(path, map_location="cpu", **overrides) -> CrissCrossTransformer:
+    """A model from a brainfm model file or an original CBraMod state dict.
+
+    ``overrides`` change constructor arguments (e.g. ``dropout=0.0``); the weights must
+    still fit. Original CBraMod files give the ``cbramod`` configuration, whose ``forward``
+    on (B, C, N, 200) returns what the original's forward returns.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a tensor-only checkpoint ({type(err).__name__}: "
+                              f"{err}); brainfm never unpickles code -> export the weights "
+                              "with model.state_dict()") from err
+    if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
+        config = {**obj["config"], **overrides}
+        model = CrissCrossTransformer(**config)
+        model.load_state_dict(obj["state_dict"])
+        model.extra = obj.get("extra", {})
+        return model
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if isinstance(state, dict) and is_cbramod_state_dict(state):
+        config = {**CBRAMOD_CONFIG, "n_layers": cbramod_n_layers(state), **overrides}
+        model = CrissCrossTransformer(**config)
+        model.load_state_dict(convert_cbramod_state_dict(state))
+        model.extra = {"source_format": "cbramod"}
+        return model
+    raise CheckpointError(f"{path}: neither a brainfm model file nor a CBraMod state dict "
+                          "-> save models with brainfm.checkpoint.save_model")
