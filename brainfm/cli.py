@@ -29,8 +29,11 @@ def _conf_dir() -> str:
 def compose_config(overrides=(), config_name: str = "prep"):
     """A config composed exactly as the entry point would, for use from Python."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     register_resolvers()
+    if GlobalHydra.instance().is_initialized():  # inside an entry point: same search path
+        return compose(config_name=config_name, overrides=list(overrides))
     with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
 
@@ -75,5 +78,23 @@ def prep_main() -> None:
         code = run_prep(cfg)
         if code:
             sys.exit(code)
+
+    _main()
+
+
+def pretrain_main() -> None:
+    import hydra
+
+    register_resolvers()
+
+    @hydra.main(config_path=_conf_dir(), config_name="pretrain", version_base="1.3")
+    def _main(cfg) -> None:
+        from .pretrain_run import run_pretrain
+
+        result = run_pretrain(cfg)
+        if int(__import__("os").environ.get("RANK", 0)) == 0:
+            print("brainfm-pretrain finished: " + ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in result.items()))
 
     _main()

@@ -47,6 +47,8 @@ class BrainDataModule(L.LightningDataModule):
         Drop unlabelled windows (for supervised tasks).
     bucket_channels : bool
         Also bucket by channel count, so batches need no channel padding.
+    max_abs : float, optional
+        Drop windows whose peak |x| reaches this (standardised units; 1.0 = 100 uV).
     val_fraction, test_groups, val_groups : see :func:`split_groups`.
 
     Under DDP each rank reads its own share of the batches (see :class:`BucketBatchSampler`);
@@ -56,7 +58,8 @@ class BrainDataModule(L.LightningDataModule):
     def __init__(self, stores, store_root: str = "stores", patch_len: int = 200,
                  batch_size: int = 64, num_workers: int = 0, val_fraction: float = 0.1,
                  test_groups=None, val_groups=None, labelled_only: bool = False,
-                 bucket_channels: bool = False, seed: int = 0, pin_memory: bool = False):
+                 bucket_channels: bool = False, seed: int = 0, pin_memory: bool = False,
+                 max_abs: float | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.store_paths = resolve_stores(list(stores), store_root)
@@ -68,13 +71,26 @@ class BrainDataModule(L.LightningDataModule):
             return
         hp = self.hparams
         full = WindowDataset(self.store_paths, patch_len=hp.patch_len)
+        keep = np.ones(len(full), dtype=bool)
         if hp.labelled_only:
-            full = full.subset(np.flatnonzero(full.table["label"].to_numpy() >= 0))
+            keep &= full.table["label"].to_numpy() >= 0
+        if hp.max_abs is not None:  # CBraMod's amplitude rule, applied when loading
+            keep &= full.table["max_abs"].to_numpy() < hp.max_abs
+        if not keep.all():
+            full = full.subset(np.flatnonzero(keep))
         parts = split_groups(full.table, hp.val_fraction, hp.test_groups, hp.val_groups,
                              hp.seed)
         self.full = full
         self.groups = parts.pop("groups")
         self.splits = {name: full.subset(rows) for name, rows in parts.items()}
+
+    @property
+    def dataset_names(self) -> dict[int, str]:
+        """Integer code of each dataset in batches (``batch["dataset"]``) -> its name."""
+        if self.full is None:
+            return {}
+        pairs = self.full.table[["dataset_code", "dataset"]].drop_duplicates()
+        return dict(zip(pairs["dataset_code"].tolist(), pairs["dataset"].tolist()))
 
     def _rank(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

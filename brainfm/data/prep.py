@@ -118,6 +118,7 @@ def prepare_one(item: RecordingItem, spec: DatasetSpec, std: StandardiseConfig, 
             **base, "status": "ok", "error": None, "source": rec.source,
             "n_windows": len(ws), "n_rejected": ws.n_rejected, "shape": list(data.shape),
             "onset_s": ws.onset, "label": ws.label,
+            "max_abs": np.abs(data).reshape(len(data), -1).max(axis=1),
             "sfreq": rec.sfreq, "orig_sfreq": orig_sfreq, "orig_channels": orig_channels,
             "duration_s": rec.duration, "ch_names": rec.ch_names, "ch_types": rec.ch_types,
             "units": rec.units, "bads": rec.bads, "sensors": sensors,
@@ -184,12 +185,12 @@ def write_manifest(root: Path, spec: DatasetSpec, records: list[dict],
             "pack": pack, "pack_index": offset + np.arange(n, dtype=np.int64),
             "subject": r["subject"], "session": r["session"], "run": r["run"],
             "recording": r["relpath"], "onset_s": np.asarray(r["onset_s"], dtype=float),
-            "label": labels,
+            "label": labels, "max_abs": np.asarray(r["max_abs"], dtype=np.float32),
             "label_name": [classes[i] if 0 <= i < len(classes) else None for i in labels],
             "n_channels": r["shape"][1], "n_samples": r["shape"][2]}))
     windows = (pd.concat(win_frames, ignore_index=True) if win_frames else
                pd.DataFrame(columns=["dataset", "key", "index", "pack", "pack_index", "subject", "session", "run",
-                                     "recording", "onset_s", "label", "label_name",
+                                     "recording", "onset_s", "label", "label_name", "max_abs",
                                      "n_channels", "n_samples"]))
     atomic_write_parquet(root / "recordings.parquet", pd.DataFrame(rec_rows))
     atomic_write_parquet(root / "windows.parquet", windows)

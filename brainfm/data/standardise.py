@@ -46,6 +46,7 @@ class StandardiseConfig:
         "eeg": 100.0, "seeg": 100.0, "ecog": 100.0, "dbs": 100.0, "mag": 1000.0,
         "grad": 1000.0})
     flat_std: float = 0.05                  # physical units (uV/fT): below this a channel is flat
+    rescale: float | None = None            # median channel std to rescale each recording to
     bad_channel_z: float | None = 6.0       # robust z of log-std; None disables detection
     bad_channels: str = "mark"              # "mark" keeps them listed, "drop" removes them
 
@@ -260,7 +261,14 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
         flat_names = [n for n, f in zip(out.ch_names, flat) if f]
         out = out.pick(np.flatnonzero(~flat))
         out.with_step("flat_channels", dropped=flat_names)
-    # 6. reference
+    # 6. rescale: for sources whose stored units cannot be trusted (documented per dataset)
+    if cfg.rescale is not None:
+        typical = float(np.median(_row_std(out.data)))
+        factor = cfg.rescale / typical if typical > 0 else 1.0
+        out.data *= np.float32(factor)
+        out.with_step("rescale", median_channel_std=typical, factor=factor,
+                      target=cfg.rescale)
+    # 7. reference
     if cfg.reference == "average":
         for kind in sorted(set(out.ch_types)):
             rows = [i for i, t in enumerate(out.ch_types) if t == kind and
@@ -268,7 +276,7 @@ def standardise(rec: Recording, cfg: StandardiseConfig | dict | None = None) -> 
             if rows and kind in ("eeg", "seeg", "ecog", "dbs"):
                 out.data[rows] -= out.data[rows].mean(axis=0, keepdims=True)
         out.with_step("reference", kind="average", per_type=True)
-    # 7. noisy channels
+    # 8. noisy channels
     if cfg.bad_channel_z is not None and out.n_channels >= 4:
         logstd = np.log(_row_std(out.data) + 1e-12)
         noisy = [out.ch_names[i] for i in np.flatnonzero(

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import BrainfmError
 
-STORE_FORMAT = "brainfm-store/1"
+STORE_FORMAT = "brainfm-store/3"  # 2: windows packed by shape; 3: max_abs column
 
 
 class StoreError(BrainfmError, RuntimeError):

@@ -99,8 +99,15 @@ class CrissCrossTransformer(nn.Module):
         self.layers = nn.ModuleList(CrissCrossLayer(d_model, n_heads, d_ff, dropout)
                                     for _ in range(n_layers))
         self.head = build_head(head, d_model, patch_len=patch_len, n_outputs=n_outputs)
-        if init == "cbramod":
+        if init not in ("cbramod", "brainfm", "torch"):
+            raise ValueError(f"init={init!r}; use cbramod, brainfm or torch")
+        if init in ("cbramod", "brainfm"):
             self.apply(_cbramod_init)
+        if init == "brainfm" and hasattr(self.head, "proj"):
+            # start as the all-zeros predictor: early steps then improve on it instead of
+            # first undoing a random projection ~10x larger than standardised EEG
+            nn.init.normal_(self.head.proj.weight, std=1e-3)
+            nn.init.zeros_(self.head.proj.bias)
 
     # ---- features ---------------------------------------------------------------------------
     def _as_patches(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,91 @@
+"""brainfm-pretrain: corpus stores -> DataModule -> MaskedPatchPretraining -> model file.
+
+Kept out of cli.py so the entry point stays a thin Hydra shell. Stores that are missing are
+prepared first (on rank 0 only; other ranks wait for them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .paths import data_root as resolve_data_root
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+
+
+def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0) -> None:
+    """Prepare each named dataset into ``store_root/<name>`` unless it is there already."""
+    from .cli import compose_config, prep_configs
+    from .data.prep import prepare
+
+    for name in datasets:
+        ready = Path(store_root) / name / "windows.parquet"
+        if ready.exists():
+            continue
+        if _rank() > 0:  # rank 0 prepares; the others wait for its manifest
+            deadline = time.time() + wait_s
+            while not ready.exists():
+                if time.time() > deadline:
+                    raise TimeoutError(f"rank {_rank()}: store {ready.parent} never appeared")
+                time.sleep(1.0)
+            continue
+        spec, std = prep_configs(compose_config([f"dataset={name}"]))
+        summary = prepare(spec, std, resolve_data_root(data_root), Path(store_root) / name)
+        print(summary.as_text())
+
+
+def preprocessing_contract(stores) -> dict:
+    """What a model trained on these stores expects of its input (for the model file)."""
+    metas = [s.meta for s in stores]
+    return {"datasets": [m["dataset"]["name"] for m in metas],
+            "standardise": metas[0]["standardise"] if metas else {},
+            "standardise_per_dataset": {m["dataset"]["name"]: m["standardise"] for m in metas},
+            "sfreq": metas[0]["sfreq"] if metas else None}
+
+
+def run_pretrain(cfg) -> dict:
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from omegaconf import OmegaConf
+
+    from .checkpoint import save_model
+    from .data.datamodule import BrainDataModule
+    from .tasks.pretrain import MaskedPatchPretraining
+
+    out_dir = Path(cfg.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    ensure_stores(cfg.data.datasets, Path(cfg.store_root), cfg.data_root)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    dm = BrainDataModule(list(cfg.data.datasets), store_root=cfg.store_root,
+                         patch_len=model_cfg["patch_len"], batch_size=cfg.data.batch_size,
+                         num_workers=cfg.data.num_workers, val_fraction=cfg.data.val_fraction,
+                         bucket_channels=cfg.data.bucket_channels, seed=cfg.seed,
+                         max_abs=cfg.data.max_abs)
+    task = MaskedPatchPretraining(model=model_cfg, seed=cfg.seed,
+                                  **OmegaConf.to_container(cfg.task, resolve=True))
+    if cfg.compile:
+        task.model = torch.compile(task.model)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if cfg.logger == "tensorboard":
+        logger = L.pytorch.loggers.TensorBoardLogger(out_dir, name="", version="")
+    else:
+        logger = L.pytorch.loggers.CSVLogger(out_dir, name="", version="")
+    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
+    trainer = L.Trainer(default_root_dir=out_dir, logger=logger,
+                        callbacks=[ckpt, LearningRateMonitor("step")], **trainer_cfg)
+    trainer.fit(task, datamodule=dm, ckpt_path=cfg.resume)
+    result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
+              **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+    if trainer.is_global_zero:
+        if cfg.export:
+            model = getattr(task.model, "_orig_mod", task.model)
+            save_model(model, out_dir / "model.pt",
+                       extra=preprocessing_contract(dm.full.stores))
+            result["model_file"] = str(out_dir / "model.pt")
+        (out_dir / "result.json").write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,4 @@
+"""Lightning modules: pretraining (and, later, downstream) tasks."""
+from .pretrain import MaskedPatchPretraining
+
+__all__ = ["MaskedPatchPretraining"]
