@@ -1,7 +1,8 @@
-"""`make demo`: the data layer end to end on the embedded real sample, then a peek at a batch.
+"""`make demo`: brainfm end to end on the embedded real sample.
 
 Prepares the 4-subject eegmat sample into a corpus store through the same Hydra entry point
-users call (``brainfm-prep``), loads it with the DataModule and prints what a model would see.
+users call (``brainfm-prep``), loads a batch with the DataModule, pretrains a tiny criss-cross
+model on it (``brainfm-pretrain experiment=pretrain_quick``) and loads the model file back.
 """
 from __future__ import annotations
 
@@ -38,6 +39,26 @@ def main(argv=None) -> int:
     x = batch["x"]
     print(f"  x: mean {x.mean():+.3f}, std {x.std():.3f} (units of 100 uV), finite: "
           f"{bool(x.isfinite().all())}")
+    run_dir = Path(args.store_root).parent / "runs" / "demo_pretrain"
+    pretrain = [str(Path(sys.executable).with_name("brainfm-pretrain")),
+                "experiment=pretrain_quick", f"store_root={args.store_root}",
+                f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false"]
+    print("\n$ brainfm-pretrain experiment=pretrain_quick  (tiny model, 2 epochs)", flush=True)
+    done = subprocess.run(pretrain, capture_output=True, text=True)
+    if done.returncode:
+        print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
+        return done.returncode
+    import json
+
+    import brainfm
+
+    result = json.loads((run_dir / "result.json").read_text())
+    model = brainfm.from_pretrained(result["model_file"])
+    print(f"  {result['global_step']} steps; masked-patch MSE on held-out windows "
+          f"{result['val/mse']:.4f} vs {result['val/zero_baseline']:.4f} for predicting zeros")
+    print(f"  model file {result['model_file']}: {model.config['n_layers']} layers, "
+          f"trained on {model.extra['datasets']} at {model.extra['sfreq']:g} Hz")
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; store at "
           f"{Path(args.store_root).resolve()}")
     return 0
