@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
+
 from .embedding import PatchEmbedding
 from .heads import build_head
 from .positional import build_positional
@@ -49,12 +51,12 @@ class CrissCrossLayer(nn.Module):
         self.norm_attn = nn.LayerNorm(d_model)
         self.spatial = Attention(self.ds, n_heads // 2, dropout)
         self.temporal = Attention(dt, n_heads - n_heads // 2, dropout)
-        self.drop_attn = nn.Dropout(dropout)
+        self.drop_attn = Dropout(dropout)
         self.norm_ffn = nn.LayerNorm(d_model)
         self.ffn_in = nn.Linear(d_model, d_ff)
         self.ffn_out = nn.Linear(d_ff, d_model)
-        self.drop_ffn_hidden = nn.Dropout(dropout)
-        self.drop_ffn = nn.Dropout(dropout)
+        self.drop_ffn_hidden = Dropout(dropout)
+        self.drop_ffn = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` (B, C, N, D); ``valid`` (B, C) marks real (not padded) channels."""

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
+
 
 class MaskedGroupNorm(nn.Module):
     """GroupNorm whose statistics pool over every valid (channel, patch, step) of a sample.
@@ -98,7 +100,7 @@ class PatchEmbedding(nn.Module):
             nn.init.normal_(self.mask_token, std=0.02)
         self.temporal = TemporalConvBranch(patch_len, d_model, n_steps)
         self.spectral = nn.Linear(patch_len // 2 + 1, d_model)
-        self.spectral_dropout = nn.Dropout(dropout)
+        self.spectral_dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 valid: torch.Tensor | None = None) -> torch.Tensor:
