@@ -17,6 +17,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store-root", default="stores/demo",
                         help="where the demo's corpus store goes (default: stores/demo)")
+    parser.add_argument("--run-dir", default="runs/demo",
+                        help="where the demo's pretraining run goes (default: runs/demo)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     cmd = [sys.executable, "-c", "from brainfm.cli import prep_main; prep_main()",
@@ -39,7 +41,7 @@ def main(argv=None) -> int:
     x = batch["x"]
     print(f"  x: mean {x.mean():+.3f}, std {x.std():.3f} (units of 100 uV), finite: "
           f"{bool(x.isfinite().all())}")
-    run_dir = Path(args.store_root).parent / "runs" / "demo_pretrain"
+    run_dir = Path(args.run_dir)
     pretrain = [str(Path(sys.executable).with_name("brainfm-pretrain")),
                 "experiment=pretrain_quick", f"store_root={args.store_root}",
                 f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
