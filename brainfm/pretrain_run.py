@@ -47,6 +47,20 @@ def preprocessing_contract(stores) -> dict:
             "sfreq": metas[0]["sfreq"] if metas else None}
 
 
+def _supported_precision(trainer_cfg: dict) -> dict:
+    """bf16 autocast where the GPU supports it, full precision (with a warning) elsewhere."""
+    import warnings
+
+    import torch
+
+    if str(trainer_cfg.get("precision", "")).startswith("bf16") and \
+            trainer_cfg.get("accelerator") in ("gpu", "cuda") and \
+            torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        warnings.warn("this GPU has no bf16: training in 32-bit (set trainer.precision)")
+        trainer_cfg = {**trainer_cfg, "precision": "32-true"}
+    return trainer_cfg
+
+
 def run_pretrain(cfg) -> dict:
     import lightning as L
     import torch
@@ -70,7 +84,7 @@ def run_pretrain(cfg) -> dict:
                                   **OmegaConf.to_container(cfg.task, resolve=True))
     if cfg.compile:
         task.model = torch.compile(task.model)
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg = _supported_precision(OmegaConf.to_container(cfg.trainer, resolve=True))
     if cfg.logger == "tensorboard":
         logger = L.pytorch.loggers.TensorBoardLogger(out_dir, name="", version="")
     else:

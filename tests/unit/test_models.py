@@ -123,3 +123,20 @@ def test_loading_never_executes_pickled_code(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="never unpickles"):
         from_pretrained(path)
     assert "pickled code ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (project_root() / "conf" / "model")
+                                        .glob("*.yaml")))
+def test_every_model_config_builds_and_runs(name):
+    """Each conf/model file, as brainfm-pretrain composes it, on 3 and 19 channels."""
+    from omegaconf import OmegaConf
+
+    from brainfm.cli import compose_config
+
+    cfg = OmegaConf.to_container(compose_config([f"model={name}"], "pretrain").model)
+    model = CrissCrossTransformer(**cfg).eval()
+    for c in (3, 19):
+        x, sensors = _inputs(b=1, c=c, n=2, p=cfg["patch_len"])
+        assert model(x, sensors).shape == (1, c, 2, cfg["patch_len"])
+    if name == "cbramod":
+        assert count_parameters(model) == 4_924_000
