@@ -5,6 +5,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from .groups import subject_groups
 from .loading import BatchedWindows, BucketBatchSampler, WindowDataset, resolve_stores
 
 
@@ -15,9 +16,7 @@ def split_groups(table, val_fraction: float, test_groups=None, val_groups=None,
     Explicit ``test_groups``/``val_groups`` win; otherwise a seeded ``val_fraction`` of the
     remaining groups is held out. No group ever lands in two splits.
     """
-    groups = np.where(table["subject"].to_numpy() == "n/a",
-                      table["dataset"] + "/rec/" + table["recording"],
-                      table["dataset"] + "/" + table["subject"]).astype(str)
+    groups = subject_groups(table)
     test = set(map(str, test_groups or []))
     rest = sorted(set(groups) - test)
     if val_groups is not None:

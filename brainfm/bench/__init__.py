@@ -1,0 +1,1 @@
+"""Benchmark suite: evaluation protocols (who trains, who tests) and metrics."""
