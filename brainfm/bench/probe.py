@@ -1,0 +1,87 @@
+"""Linear probing: a frozen backbone's pooled features, computed once, read by a linear model.
+
+Freezing is real (every parameter's ``requires_grad`` off, eval mode), features of a dataset
+are computed once per (model weights, store, pooling) and cached on disk, and each fold fits
+only a scaler and a logistic regression on its training rows.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..data.store import atomic_save_array
+from ..models.heads import masked_mean
+
+
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    """No gradients, no dropout, no running statistics updates: the backbone cannot change."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A hash of the weights (names, shapes, values)."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def extract_features(model, windows, batch_size: int = 64) -> np.ndarray:
+    """(n_windows, D) float32: per window, the mean of the backbone's per-patch features over
+    its real channels and all its patches. ``windows`` is a WindowDataset."""
+    freeze(model)
+    lengths = windows.shape_keys()
+    out = None
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start:start + batch_size]
+            batch = windows.load_batch(idx)
+            feats = model.forward_features(batch["x"], batch["sensors"],
+                                           batch["channel_mask"])
+            pooled = masked_mean(feats, batch["channel_mask"]).float().numpy()
+            if out is None:
+                out = np.empty((len(windows), pooled.shape[1]), dtype=np.float32)
+            out[batch["row"].numpy()] = pooled
+    return out
+
+
+class FeatureCache:
+    """Features on disk, keyed by model fingerprint and store identity; atomic writes."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def key(self, model, windows) -> str:
+        stores = "|".join(f"{s.root.resolve()}:{s.meta.get('config_hash')}"
+                          for s in windows.stores)
+        rows = hashlib.sha1(np.asarray(windows.table.index).tobytes()
+                            + str(len(windows)).encode()).hexdigest()[:8]
+        return f"{model_fingerprint(model)}-{hashlib.sha1(stores.encode()).hexdigest()[:12]}-{rows}"
+
+    def features(self, model, windows, batch_size: int = 64) -> tuple[np.ndarray, bool]:
+        """(features, computed_now): reads the cache when it can, else computes and stores."""
+        path = self.root / f"{self.key(model, windows)}.npy"
+        if path.exists():
+            return np.load(path, allow_pickle=False), False
+        feats = extract_features(model, windows, batch_size)
+        atomic_save_array(path, feats)
+        return feats, True
+
+
+def linear_probe(seed: int = 0):
+    """Scaler + balanced logistic regression, both fitted on a fold's training rows only."""
+    return make_pipeline(StandardScaler(),
+                         LogisticRegression(max_iter=2000, class_weight="balanced",
+                                            random_state=seed))
