@@ -98,3 +98,26 @@ def pretrain_main() -> None:
                 for k, v in result.items()))
 
     _main()
+
+
+def bench_main() -> None:
+    import hydra
+
+    register_resolvers()
+
+    @hydra.main(config_path=_conf_dir(), config_name="bench", version_base="1.3")
+    def _main(cfg) -> None:
+        from omegaconf import OmegaConf
+
+        from .bench.runner import run_benchmark
+        from .pretrain_run import ensure_stores
+
+        experiment = OmegaConf.to_container(cfg, resolve=True)
+        ensure_stores(cfg.datasets, Path(cfg.store_root), cfg.data_root)
+        result = run_benchmark(experiment, cfg.store_root, cfg.results_dir,
+                               progress=bool(cfg.progress))
+        print(result["summary"])
+        print(f"brainfm-bench: {result['computed']} cells computed, {result['skipped']} "
+              f"already done, {result['seconds']:.0f} s; results in {cfg.results_dir}")
+
+    _main()

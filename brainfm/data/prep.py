@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..progress import progress_bar
 from ..errors import BrainfmError
 from .datasets import DatasetSpec, RecordingItem, list_recordings
 from .packing import PACK_INDEX, commit_packs, has_windows, pack_records, read_pack_index
@@ -230,7 +231,7 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
             summary.skipped += 1
         else:
             todo.append(it)
-    bar = _progress(len(todo), spec.name, progress)
+    bar = progress_bar(len(todo), f"prep {spec.name}", progress, unit="rec")
     if n_jobs > 1 and len(todo) > 1:
         _warm_caches(spec)  # forked workers inherit the parent's template tables
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
@@ -281,19 +282,3 @@ def _warm_caches(spec: DatasetSpec) -> None:
     if montage:
         template_positions(montage)
         _template_names()
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, name: str, enabled: bool):
-    if not enabled or total == 0:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"prep {name}", unit="rec")

@@ -1,0 +1,192 @@
+"""Pipelines: what a benchmark cell trains on a fold's training rows and predicts on its test rows.
+
+Every pipeline has ``run_fold(windows, split, seed) -> FoldPrediction``; model selection (early
+stopping, checkpoint choice) only ever looks at the fold's validation rows. A backbone enters
+through :func:`load_backbone` (one small adapter per family; the criss-cross one is here).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ..data.loading import BatchedWindows, BucketBatchSampler, WindowDataset
+from .probe import FeatureCache, linear_probe
+
+
+@dataclass
+class FoldPrediction:
+    rows: np.ndarray                 # test rows of the window table
+    y_pred: np.ndarray
+    y_score: np.ndarray | None       # (n, n_classes) probabilities, when the model gives them
+    info: dict = field(default_factory=dict)
+
+
+def load_backbone(spec: dict, n_classes: int) -> torch.nn.Module:
+    """A criss-cross backbone with a fresh classification head.
+
+    ``spec``: ``checkpoint`` (a brainfm model file or an original CBraMod file) and/or
+    ``model`` (constructor arguments; alone it means random initialisation).
+    """
+    from ..checkpoint import from_pretrained
+    from ..models.criss_cross import CrissCrossTransformer
+
+    if spec.get("checkpoint"):
+        model = from_pretrained(spec["checkpoint"], **(spec.get("overrides") or {}))
+    else:
+        model = CrissCrossTransformer(**dict(spec["model"]))
+    model.reset_head("classification", n_outputs=n_classes)
+    return model
+
+
+class ClassicalPipeline:
+    """A scikit-learn baseline (CSP, tangent space, xDAWN, CCA, band power) on raw windows."""
+
+    def __init__(self, name: str, **kwargs):
+        self.name, self.kwargs = name, kwargs
+        self._arrays: dict[int, tuple] = {}
+
+    def _data(self, windows: WindowDataset):
+        from .baselines.classical import arrays_from_store
+
+        key = id(windows)
+        if key not in self._arrays:
+            self._arrays = {key: arrays_from_store(windows)}
+        return self._arrays[key]
+
+    def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
+        from .baselines.classical import _class_scores, make_baseline
+
+        X, y = self._data(windows)
+        store = windows.stores[0]
+        est = make_baseline(self.name, classes=store.classes, sfreq=store.sfreq, **self.kwargs)
+        if "random_state" in est.get_params():
+            est.set_params(random_state=seed)
+        est.fit(X[split.train], y[split.train])
+        return FoldPrediction(split.test, est.predict(X[split.test]),
+                              _class_scores(est, X[split.test], len(store.classes)))
+
+
+class ProbePipeline:
+    """Frozen backbone features (cached once per weights and store) + a linear classifier."""
+
+    def __init__(self, backbone: dict, cache_dir):
+        self.backbone, self.cache = backbone, FeatureCache(cache_dir)
+
+    def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
+        n_classes = len(windows.stores[0].classes)
+        torch.manual_seed(0)  # the same random backbone for every fold and seed
+        model = load_backbone(self.backbone, n_classes)
+        feats, _ = self.cache.features(model, windows)
+        y = windows.table["label"].to_numpy()
+        clf = linear_probe(seed).fit(feats[split.train], y[split.train])
+        return FoldPrediction(split.test, clf.predict(feats[split.test]),
+                              _full_proba(clf, feats[split.test], n_classes))
+
+
+class NeuralPipeline:
+    """Fine-tuning (a checkpoint), from scratch (a config), or a compact CNN (eegnet/shallow).
+
+    Trains on the fold's training rows; with validation rows, early stopping and the kept
+    weights follow validation balanced accuracy.
+    """
+
+    def __init__(self, kind: str, backbone: dict | None = None, epochs: int = 10,
+                 patience: int = 3, batch_size: int = 32, backbone_lr: float = 1e-4,
+                 head_lr: float = 1e-3, layer_decay: float | None = None,
+                 weight_decay: float = 0.05):
+        self.kind, self.backbone, self.epochs, self.patience = kind, backbone, epochs, patience
+        self.batch_size = batch_size
+        self.opt = dict(backbone_lr=backbone_lr, head_lr=head_lr, layer_decay=layer_decay,
+                        weight_decay=weight_decay)
+
+    def _model(self, windows: WindowDataset, n_classes: int) -> torch.nn.Module:
+        if self.kind in ("eegnet", "shallow"):
+            from ..models.compact import EEGNet, ShallowConvNet
+
+            t = windows.table
+            cls = EEGNet if self.kind == "eegnet" else ShallowConvNet
+            return cls(n_chans=int(t["n_channels"].max()), n_outputs=n_classes,
+                       n_times=int(t["n_samples"].iloc[0]), sfreq=windows.stores[0].sfreq)
+        return load_backbone(self.backbone or {}, n_classes)
+
+    def _loader(self, ds: WindowDataset, shuffle: bool, seed: int):
+        sampler = BucketBatchSampler(ds.shape_keys(), self.batch_size, shuffle=shuffle,
+                                     seed=seed)
+        return torch.utils.data.DataLoader(BatchedWindows(ds), sampler=sampler, batch_size=None)
+
+    def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
+        import lightning as L
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        from ..tasks.classify import FineTuning, balanced_class_weights
+
+        L.seed_everything(seed, workers=True, verbose=False)
+        n_classes = len(windows.stores[0].classes)
+        train = windows.subset(split.train)
+        task = FineTuning(self._model(windows, n_classes), n_classes,
+                          class_weights=balanced_class_weights(
+                              train.table["label"].to_numpy(), n_classes), **self.opt)
+        has_val = len(split.val) > 0
+        callbacks = []
+        if has_val:
+            callbacks = [BestWeights("val/balanced_accuracy"),
+                         EarlyStopping("val/balanced_accuracy", mode="max",
+                                       patience=self.patience)]
+        trainer = L.Trainer(max_epochs=self.epochs, accelerator="auto", devices=1,
+                            logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=callbacks,
+                            enable_checkpointing=False, gradient_clip_val=1.0,
+                            num_sanity_val_steps=0)
+        trainer.fit(task, self._loader(train, True, seed),
+                    self._loader(windows.subset(split.val), False, seed) if has_val else None)
+        info = {"epochs": int(trainer.current_epoch)}
+        if has_val and callbacks[0].state is not None:  # the weights validation chose
+            task.load_state_dict(callbacks[0].state)
+            info["best_val_balanced_accuracy"] = callbacks[0].best
+        test = windows.subset(split.test)
+        outs = trainer.predict(task, self._loader(test, False, seed))
+        proba = torch.cat([o["proba"] for o in outs]).numpy()
+        local = torch.cat([o["row"] for o in outs]).numpy()
+        order = np.argsort(local)
+        proba = proba[order]
+        return FoldPrediction(np.asarray(split.test)[np.sort(local)], proba.argmax(1), proba,
+                              info)
+
+
+class BestWeights(Callback):
+    """Keeps, in memory, the weights of the epoch with the best validation score."""
+
+    def __init__(self, monitor: str):
+        self.monitor, self.best, self.state = monitor, float("-inf"), None
+
+    def on_validation_end(self, trainer, module) -> None:
+        score = trainer.callback_metrics.get(self.monitor)
+        if score is not None and float(score) > self.best:
+            self.best = float(score)
+            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _full_proba(clf, X, n_classes: int) -> np.ndarray:
+    """Probabilities for every class, zeros for classes a fold's training rows lacked."""
+    out = np.zeros((len(X), n_classes))
+    out[:, clf.classes_] = clf.predict_proba(X)
+    return out
+
+
+def make_pipeline(spec: dict, cache_dir):
+    """A pipeline from its config: ``{"kind": classical|probe|finetune|scratch|eegnet|shallow,
+    ...}``."""
+    spec = dict(spec)
+    kind = spec.pop("kind")
+    spec.pop("name", None)
+    if kind == "classical":
+        return ClassicalPipeline(spec.pop("baseline"), **spec)
+    if kind == "probe":
+        return ProbePipeline(spec["backbone"], cache_dir)
+    if kind in ("finetune", "scratch", "eegnet", "shallow"):
+        return NeuralPipeline(kind, **spec)
+    raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
+                     "eegnet or shallow")

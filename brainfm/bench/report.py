@@ -1,0 +1,100 @@
+"""Tables and plots from the tidy results: mean +- sd across subjects and seeds, paired tests."""
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .metrics import paired_wilcoxon
+
+MAIN_METRICS = ("balanced_accuracy", "cohen_kappa", "f1_weighted", "auroc", "auprc")
+
+
+def per_subject(table: pd.DataFrame) -> pd.DataFrame:
+    """Scores per (dataset, pipeline, protocol, subject), averaged over seeds."""
+    rows = table[table["subject"] != "__fold__"]
+    return (rows.groupby(["dataset", "pipeline", "protocol", "subject", "metric"])["value"]
+            .mean().reset_index())
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """mean, sd and n across subjects (and seeds) per dataset x pipeline x protocol x metric."""
+    rows = table[table["subject"] != "__fold__"]
+    g = rows.groupby(["dataset", "pipeline", "protocol", "metric"])["value"]
+    return g.agg(mean="mean", sd="std", n="count").reset_index()
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """One Markdown table per dataset: pipelines x metrics as mean +- sd across subjects."""
+    if table.empty:
+        return "(no results)"
+    summ = summary(table)
+    out = []
+    for (dataset, protocol), part in summ.groupby(["dataset", "protocol"]):
+        metrics = [m for m in MAIN_METRICS if m in set(part["metric"])]
+        out += [f"### {dataset} ({protocol})", "",
+                "| pipeline | " + " | ".join(metrics) + " | subjects |",
+                "|---|" + "---|" * (len(metrics) + 1)]
+        for pipeline, rows in part.groupby("pipeline"):
+            cells = []
+            for m in metrics:
+                r = rows[rows["metric"] == m]
+                cells.append("-" if r.empty or np.isnan(r["mean"].iloc[0]) else
+                             f"{r['mean'].iloc[0]:.3f} +- {np.nan_to_num(r['sd'].iloc[0]):.3f}")
+            n = int(rows["n"].max())
+            out.append(f"| {pipeline} | " + " | ".join(cells) + f" | {n} |")
+        out.append("")
+        out += wilcoxon_lines(table, dataset, protocol)
+    return "\n".join(out)
+
+
+def wilcoxon_lines(table, dataset, protocol, metric="balanced_accuracy") -> list[str]:
+    """Paired Wilcoxon signed-rank tests across subjects between every two pipelines."""
+    subj = per_subject(table)
+    part = subj[(subj["dataset"] == dataset) & (subj["protocol"] == protocol)
+                & (subj["metric"] == metric)]
+    pipes = sorted(part["pipeline"].unique())
+    lines = []
+    for a, b in combinations(pipes, 2):
+        sa = part[part["pipeline"] == a].set_index("subject")["value"]
+        sb = part[part["pipeline"] == b].set_index("subject")["value"]
+        common = sa.index.intersection(sb.index)
+        res = paired_wilcoxon(sa.loc[common], sb.loc[common])
+        p = res.get("pvalue", float("nan"))
+        lines.append(f"- {a} vs {b} ({metric}, {len(common)} subjects): "
+                     + (f"Wilcoxon p = {p:.3g}" if np.isfinite(p) else res.get("message", "")))
+    return lines + ([""] if lines else [])
+
+
+def plots(table: pd.DataFrame, out_dir: Path, metric: str = "balanced_accuracy") -> list[Path]:
+    """Per dataset: a box plot per pipeline and the per-subject scores, as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    subj = per_subject(table)
+    subj = subj[subj["metric"] == metric]
+    paths = []
+    for (dataset, protocol), part in subj.groupby(["dataset", "protocol"]):
+        pipes = sorted(part["pipeline"].unique())
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        ax1.boxplot([part[part["pipeline"] == p]["value"] for p in pipes])
+        ax1.set_xticks(range(1, len(pipes) + 1), pipes, rotation=30, ha="right")
+        ax1.set_ylabel(metric)
+        ax1.set_title(f"{dataset}: per pipeline ({protocol})")
+        for p in pipes:
+            rows = part[part["pipeline"] == p].sort_values("subject")
+            ax2.plot(rows["subject"].astype(str), rows["value"], "o-", label=p, alpha=0.8)
+        ax2.set_xlabel("subject")
+        ax2.tick_params(axis="x", rotation=90)
+        ax2.set_title("per subject")
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"{dataset}_{protocol}_{metric}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

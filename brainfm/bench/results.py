@@ -1,0 +1,44 @@
+"""The results store: one JSON file per finished cell, keyed by the hash of its full config.
+
+A cell is (dataset, pipeline, protocol, seed, fold). Re-running an experiment skips every cell
+whose key already has a file, so an interrupted benchmark resumes where it stopped and a
+sweep that changes one setting recomputes only the cells that setting touches.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..data.store import atomic_write_json, to_json
+
+
+def cell_key(config: dict) -> str:
+    return hashlib.sha1(to_json(config).encode()).hexdigest()[:20]
+
+
+class ResultsStore:
+    def __init__(self, root):
+        self.root = Path(root)
+        (self.root / "cells").mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / "cells" / f"{key}.json"
+
+    def has(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def put(self, key: str, config: dict, rows: list[dict]) -> None:
+        """``rows``: tidy records (one per subject x metric, plus the fold's pooled ones)."""
+        atomic_write_json(self._path(key), {"config": config, "rows": rows})
+
+    def table(self) -> pd.DataFrame:
+        """Every stored row: dataset, pipeline, protocol, fold, subject, seed, metric, value."""
+        rows = []
+        for path in sorted((self.root / "cells").glob("*.json")):
+            rows.extend(json.loads(path.read_text())["rows"])
+        columns = ["dataset", "pipeline", "protocol", "fold", "subject", "seed", "metric",
+                   "value"]
+        return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)

@@ -1,0 +1,32 @@
+"""brainfm-bench's runner on real stores: cells, tidy table, summary, plots, resumability."""
+import pytest
+
+from brainfm.bench.runner import run_benchmark
+
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
+
+TINY = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "positional": "sensor"}
+
+
+def test_runner_writes_tables_and_resumes(prepared_stores, tmp_path):
+    store_root = prepared_stores[0]
+    experiment = {
+        "datasets": ["eegmat"], "seeds": [0], "max_folds": 2,
+        "protocols": {"default": {"name": "loso"}},
+        "pipelines": {"ts_lr": {"kind": "classical", "baseline": "ts_lr"},
+                      "probe": {"kind": "probe", "backbone": {"model": TINY}},
+                      "scratch": {"kind": "scratch", "epochs": 1, "patience": 1,
+                                  "backbone": {"model": TINY}}}}
+    first = run_benchmark(experiment, store_root, tmp_path, progress=False)
+    assert first["computed"] == 6 and first["skipped"] == 0
+    table = __import__("pandas").read_csv(tmp_path / "results.csv", dtype={"subject": str})
+    assert set(table.columns) == {"dataset", "pipeline", "protocol", "fold", "subject", "seed",
+                                  "metric", "value"}
+    per_subject = table[table["subject"] != "__fold__"]
+    assert set(per_subject["subject"]) == {"00", "01"}        # LOSO: the test subjects only
+    assert {"balanced_accuracy", "auroc", "auprc"} <= set(table["metric"])
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| ts_lr |" in summary and "Wilcoxon" in summary
+    assert (tmp_path / "eegmat_loso_balanced_accuracy.png").exists()
+    again = run_benchmark(experiment, store_root, tmp_path, progress=False)
+    assert again["computed"] == 0 and again["skipped"] == 6
