@@ -62,9 +62,11 @@ def wilcoxon_lines(table, dataset, protocol, metric="balanced_accuracy") -> list
         sb = part[part["pipeline"] == b].set_index("subject")["value"]
         common = sa.index.intersection(sb.index)
         res = paired_wilcoxon(sa.loc[common], sb.loc[common])
-        p = res.get("pvalue", float("nan"))
-        lines.append(f"- {a} vs {b} ({metric}, {len(common)} subjects): "
-                     + (f"Wilcoxon p = {p:.3g}" if np.isfinite(p) else res.get("message", "")))
+        p = res["p_value"]
+        text = f"p = {p:.3g}" if np.isfinite(p) else res["message"]
+        if np.isfinite(p) and res["message"]:
+            text += f" ({res['message']})"
+        lines.append(f"- {a} vs {b} ({metric}, {len(common)} subjects): Wilcoxon {text}")
     return lines + ([""] if lines else [])
 
 
