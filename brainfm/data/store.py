@@ -129,7 +129,6 @@ class CorpusStore:
         ok = self.recordings[self.recordings["status"] == "ok"]
         self._sensors = {k: np.asarray(json.loads(s), dtype=np.float32)
                          for k, s in zip(ok["key"], ok["sensors"])}
-        self._ch_names = {k: json.loads(s) for k, s in zip(ok["key"], ok["ch_names"])}
         self._shards: dict[str, np.ndarray] = {}
         self._pid = os.getpid()
 
@@ -181,7 +180,11 @@ class CorpusStore:
         return self._sensors[key]
 
     def ch_names(self, key: str) -> list[str]:
-        return self._ch_names[key]
+        """Channel names of one recording (read from the manifest when asked)."""
+        row = self.recordings.loc[self.recordings["key"] == key, "ch_names"]
+        if row.empty:
+            raise KeyError(f"{self.root}: no recording with key {key!r}")
+        return json.loads(row.iloc[0])
 
     def window(self, i: int) -> np.ndarray:
         """Window ``i`` of the window table as float32 (C, T)."""

@@ -37,7 +37,8 @@ class MaskedPatchPretraining(L.LightningModule):
         x = batch["x"]
         pred = self.model(x, batch["sensors"], batch["channel_mask"], mask=mask)
         target, recon = x[mask], pred[mask].float()
-        out = {"mse": F.mse_loss(recon, target), "zero_baseline": target.pow(2).mean()}
+        out = {"pred": pred, "mse": F.mse_loss(recon, target),
+               "zero_baseline": target.pow(2).mean()}
         # < 1 means better than predicting zeros for every hidden patch
         out["mse_vs_zero"] = out["mse"].detach() / out["zero_baseline"].clamp_min(1e-12)
         loss = out["mse"]
@@ -58,7 +59,6 @@ class MaskedPatchPretraining(L.LightningModule):
         self.log("train/mse", out["mse"], batch_size=bs)
         self.log("train/zero_baseline", out["zero_baseline"], batch_size=bs)
         self.log("train/mse_vs_zero", out["mse_vs_zero"], batch_size=bs)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
         return out["loss"]
 
     def on_validation_epoch_start(self) -> None:
@@ -67,17 +67,17 @@ class MaskedPatchPretraining(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         mask = self._mask(batch, -(batch_idx + 1))  # the same masks at every validation
         out = self._losses(batch, mask)
-        self._accumulate_per_dataset(batch, mask)
+        self._accumulate_per_dataset(batch, mask, out["pred"])
         bs = batch["x"].shape[0]
         self.log("val/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
         self.log("val/mse", out["mse"], batch_size=bs, sync_dist=True)
         self.log("val/zero_baseline", out["zero_baseline"], batch_size=bs, sync_dist=True)
         self.log("val/mse_vs_zero", out["mse_vs_zero"], batch_size=bs, sync_dist=True)
 
-    def _accumulate_per_dataset(self, batch: dict, mask: torch.Tensor) -> None:
+    def _accumulate_per_dataset(self, batch: dict, mask: torch.Tensor,
+                                pred: torch.Tensor) -> None:
         """Squared error and squared signal on hidden patches, summed per dataset."""
         with torch.no_grad():
-            pred = self.model(batch["x"], batch["sensors"], batch["channel_mask"], mask=mask)
             m = mask[..., None].to(pred.dtype)
             err = ((pred.float() - batch["x"]) ** 2 * m).sum(dim=(1, 2, 3))
             sig = (batch["x"] ** 2 * m).sum(dim=(1, 2, 3))
