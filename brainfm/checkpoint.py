@@ -6,10 +6,12 @@ Recognised formats: brainfm model files (``{"format": "brainfm-model/1", "config
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 
+from .data.store import atomic_write_bytes
 from .errors import BrainfmError
 from .models.cbramod_import import (CBRAMOD_CONFIG, cbramod_n_layers,
                                     convert_cbramod_state_dict, is_cbramod_state_dict)
@@ -26,13 +28,12 @@ def save_model(model: CrissCrossTransformer, path, extra: dict | None = None) ->
     """Write a self-describing model file: architecture config, weights, and ``extra``
     (e.g. the preprocessing contract) as plain data."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": MODEL_FORMAT, "config": dict(model.config),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "extra": extra or {}}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

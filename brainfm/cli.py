@@ -89,10 +89,10 @@ def pretrain_main() -> None:
 
     @hydra.main(config_path=_conf_dir(), config_name="pretrain", version_base="1.3")
     def _main(cfg) -> None:
-        from .pretrain_run import run_pretrain
+        from .pretrain_run import rank, run_pretrain
 
         result = run_pretrain(cfg)
-        if int(__import__("os").environ.get("RANK", 0)) == 0:
+        if rank() == 0:
             print("brainfm-pretrain finished: " + ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                 for k, v in result.items()))

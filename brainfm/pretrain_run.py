@@ -13,7 +13,8 @@ from pathlib import Path
 from .paths import data_root as resolve_data_root
 
 
-def _rank() -> int:
+def rank() -> int:
+    """This process's global rank under torchrun/SLURM/Lightning launchers (0 alone)."""
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
 
 
@@ -26,11 +27,11 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0)
         ready = Path(store_root) / name / "windows.parquet"
         if ready.exists():
             continue
-        if _rank() > 0:  # rank 0 prepares; the others wait for its manifest
+        if rank() > 0:  # rank 0 prepares; the others wait for its manifest
             deadline = time.time() + wait_s
             while not ready.exists():
                 if time.time() > deadline:
-                    raise TimeoutError(f"rank {_rank()}: store {ready.parent} never appeared")
+                    raise TimeoutError(f"rank {rank()}: store {ready.parent} never appeared")
                 time.sleep(1.0)
             continue
         spec, std = prep_configs(compose_config([f"dataset={name}"]))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..data.loading import BatchedWindows, BucketBatchSampler, WindowDataset
+from ..data.loading import WindowDataset, batch_loader
 from .probe import FeatureCache, linear_probe
 
 
@@ -112,11 +112,6 @@ class NeuralPipeline:
                        n_times=int(t["n_samples"].iloc[0]), sfreq=windows.stores[0].sfreq)
         return load_backbone(self.backbone or {}, n_classes)
 
-    def _loader(self, ds: WindowDataset, shuffle: bool, seed: int):
-        sampler = BucketBatchSampler(ds.shape_keys(), self.batch_size, shuffle=shuffle,
-                                     seed=seed)
-        return torch.utils.data.DataLoader(BatchedWindows(ds), sampler=sampler, batch_size=None)
-
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         import lightning as L
         from lightning.pytorch.callbacks import EarlyStopping
@@ -140,14 +135,15 @@ class NeuralPipeline:
                             enable_model_summary=False, callbacks=callbacks,
                             enable_checkpointing=False, gradient_clip_val=1.0,
                             num_sanity_val_steps=0)
-        trainer.fit(task, self._loader(train, True, seed),
-                    self._loader(windows.subset(split.val), False, seed) if has_val else None)
+        val = (batch_loader(windows.subset(split.val), self.batch_size, False, seed)
+               if has_val else None)
+        trainer.fit(task, batch_loader(train, self.batch_size, True, seed), val)
         info = {"epochs": int(trainer.current_epoch)}
         if has_val and callbacks[0].state is not None:  # the weights validation chose
             task.load_state_dict(callbacks[0].state)
             info["best_val_balanced_accuracy"] = callbacks[0].best
         test = windows.subset(split.test)
-        outs = trainer.predict(task, self._loader(test, False, seed))
+        outs = trainer.predict(task, batch_loader(test, self.batch_size, False, seed))
         proba = torch.cat([o["proba"] for o in outs]).numpy()
         local = torch.cat([o["row"] for o in outs]).numpy()
         order = np.argsort(local)

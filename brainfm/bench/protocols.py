@@ -329,7 +329,19 @@ class LeaveOneSubjectOut(_Protocol):
         return len(set(group_keys(t, "subject")))
 
 
-class GroupKFoldBySubject(_Protocol):
+class _KFold(_Protocol):
+    """Shared settings of the k-fold protocols."""
+
+    def __init__(self, n_splits: int = 5, val_fraction: float = 0.2, seed: int = 0):
+        self.n_splits, self.val_fraction, self.seed = int(n_splits), val_fraction, int(seed)
+        if self.n_splits < 2:
+            raise ValueError(f"n_splits must be >= 2, got {n_splits}")
+
+    def get_n_splits(self, table=None):
+        return self.n_splits
+
+
+class GroupKFoldBySubject(_KFold):
     """k folds over subjects (recordings where a dataset has none); seeded assignment.
 
     Subjects are shuffled with ``seed`` and dealt into ``n_splits`` folds of near-equal
@@ -338,11 +350,6 @@ class GroupKFoldBySubject(_Protocol):
     """
 
     coverage_level = "subject"
-
-    def __init__(self, n_splits: int = 5, val_fraction: float = 0.2, seed: int = 0):
-        self.n_splits, self.val_fraction, self.seed = int(n_splits), val_fraction, int(seed)
-        if self.n_splits < 2:
-            raise ValueError(f"n_splits must be >= 2, got {n_splits}")
 
     def _splits(self, t):
         keys = group_keys(t, "subject")
@@ -360,11 +367,8 @@ class GroupKFoldBySubject(_Protocol):
             yield Split(name, np.flatnonzero(~is_val & ~is_test), np.flatnonzero(is_val),
                         np.flatnonzero(is_test), name, "subject")
 
-    def get_n_splits(self, table=None):
-        return self.n_splits
 
-
-class StratifiedRecordingKFold(_Protocol):
+class StratifiedRecordingKFold(_KFold):
     """k folds over recordings, stratified by label, for data without subject ids.
 
     All windows of a recording stay in one part. A recording's label is the most frequent
@@ -375,11 +379,6 @@ class StratifiedRecordingKFold(_Protocol):
     """
 
     coverage_level = "recording"
-
-    def __init__(self, n_splits: int = 5, val_fraction: float = 0.2, seed: int = 0):
-        self.n_splits, self.val_fraction, self.seed = int(n_splits), val_fraction, int(seed)
-        if self.n_splits < 2:
-            raise ValueError(f"n_splits must be >= 2, got {n_splits}")
 
     def _splits(self, t):
         from sklearn.model_selection import StratifiedKFold
@@ -408,9 +407,6 @@ class StratifiedRecordingKFold(_Protocol):
             is_val, is_test = np.isin(keys, val), np.isin(keys, recs[test_idx].tolist())
             yield Split(name, np.flatnonzero(~is_val & ~is_test), np.flatnonzero(is_val),
                         np.flatnonzero(is_test), name, "recording")
-
-    def get_n_splits(self, table=None):
-        return self.n_splits
 
 
 class WithinSubjectFewShot(_Protocol):

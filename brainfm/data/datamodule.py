@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .groups import subject_groups
-from .loading import BatchedWindows, BucketBatchSampler, WindowDataset, resolve_stores
+from .loading import WindowDataset, batch_loader, resolve_stores
 
 
 def split_groups(table, val_fraction: float, test_groups=None, val_groups=None,
@@ -98,16 +98,11 @@ class BrainDataModule(L.LightningDataModule):
         return int(trainer.global_rank), int(trainer.world_size)
 
     def _loader(self, split: str, shuffle: bool) -> torch.utils.data.DataLoader:
-        ds = self.splits[split]
         rank, world = self._rank()
-        sampler = BucketBatchSampler(
-            ds.shape_keys(), self.hparams.batch_size,
-            channel_keys=ds.channel_keys() if self.hparams.bucket_channels else None,
-            shuffle=shuffle, seed=self.hparams.seed, rank=rank, world_size=world)
-        return torch.utils.data.DataLoader(
-            BatchedWindows(ds), sampler=sampler, batch_size=None,
-            num_workers=self.hparams.num_workers, pin_memory=self.hparams.pin_memory,
-            persistent_workers=self.hparams.num_workers > 0)
+        hp = self.hparams
+        return batch_loader(self.splits[split], hp.batch_size, shuffle, seed=hp.seed,
+                            channel_keys=hp.bucket_channels, rank=rank, world_size=world,
+                            num_workers=hp.num_workers, pin_memory=hp.pin_memory)
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)

@@ -20,8 +20,9 @@ from .store import CorpusStore
 class WindowDataset(torch.utils.data.Dataset):
     """All windows of one or more stores, optionally restricted to some rows.
 
-    ``__getitems__`` fetches a whole batch at once, reading each recording's shard with one
-    fancy index instead of one read per window; DataLoader uses it automatically.
+    ``__getitems__`` fetches a whole batch at once, reading each pack (the windows of one
+    shape) with one fancy index instead of one read per window; DataLoader uses it
+    automatically.
     """
 
     def __init__(self, stores, patch_len: int = 200):
@@ -93,27 +94,26 @@ class WindowDataset(torch.utils.data.Dataset):
         """Positions that order ``indices`` by (store, pack, row in pack)."""
         return np.lexsort((self._index[indices], self._pack[indices], self._store[indices]))
 
-    def _runs(self, indices: np.ndarray):
-        """(batch positions, rows, block (k, C, T) in store dtype) per pack touched.
-
-        Windows of one pack (all of one shape in one store) come with a single fancy index.
-        """
-        order = self._sorted(indices)
-        packs, stores = self._pack[indices[order]], self._store[indices[order]]
+    def _pack_spans(self, ordered: np.ndarray):
+        """(lo, hi, pack array) for each run of ``ordered`` rows (as ``_sorted`` orders them)
+        that lies in one pack: all windows of one shape in one store, one fancy index."""
+        packs, stores = self._pack[ordered], self._store[ordered]
         bounds = np.flatnonzero((packs[1:] != packs[:-1]) | (stores[1:] != stores[:-1])) + 1
-        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
-            rows = indices[order[lo:hi]]
-            arr = self.stores[stores[lo]].array(packs[lo])
-            yield order[lo:hi], rows, torch.from_numpy(arr[self._index[rows]])
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ordered)]):
+            yield lo, hi, self.stores[stores[lo]].array(packs[lo])
 
     def __getitems__(self, indices) -> list[dict]:
         """Items of a batch; ``x`` stays in the store's dtype (collate makes it float32)."""
         indices = np.asarray(indices)
+        order = self._sorted(indices)
+        ordered = indices[order]
         out: list[dict | None] = [None] * len(indices)
-        for positions, rows, block in self._runs(indices):
-            k, c, t = block.shape
-            block = block.view(k, c, t // self.patch_len, self.patch_len)
-            for j, (at, r) in enumerate(zip(positions, rows)):
+        for lo, hi, arr in self._pack_spans(ordered):
+            rows = ordered[lo:hi]
+            k, c, t = len(rows), arr.shape[1], arr.shape[2]
+            block = torch.from_numpy(arr[self._index[rows]]).view(
+                k, c, t // self.patch_len, self.patch_len)
+            for j, (at, r) in enumerate(zip(order[lo:hi], rows)):
                 sensors = torch.from_numpy(self._sensor_table[self._rec_code[r], :c])
                 out[at] = {"x": block[j], "sensors": sensors, **self._ids(r)}
         return out  # type: ignore[return-value]
@@ -140,13 +140,10 @@ class WindowDataset(torch.utils.data.Dataset):
                              "batch; use BucketBatchSampler")
         n_ch = self._n_channels[indices]
         b, c, t = len(indices), int(n_ch.max()), int(n_samples[0])
-        packs, stores = self._pack[indices], self._store[indices]
-        dtype = self.stores[stores[0]].array(packs[0]).dtype
+        dtype = self.stores[self._store[indices[0]]].array(self._pack[indices[0]]).dtype
         padded = bool(n_ch.min() != c)
         raw = (np.zeros if padded else np.empty)((b, c, t), dtype=dtype)
-        bounds = np.flatnonzero((packs[1:] != packs[:-1]) | (stores[1:] != stores[:-1])) + 1
-        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, b]):
-            arr = self.stores[stores[lo]].array(packs[lo])
+        for lo, hi, arr in self._pack_spans(indices):
             rows, dest = self._index[indices[lo:hi]], raw[lo:hi, :arr.shape[1]]
             if dest.flags.c_contiguous:
                 np.take(arr, rows, axis=0, out=dest)  # straight from the map into the batch
@@ -270,6 +267,20 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self._rank_batches())
+
+
+def batch_loader(windows: WindowDataset, batch_size: int, shuffle: bool, seed: int = 0,
+                 channel_keys: bool = False, rank: int = 0, world_size: int = 1,
+                 num_workers: int = 0, pin_memory: bool = False):
+    """The DataLoader brainfm trains with: whole batches from ``load_batch``, bucketed by
+    window length (and channel count if ``channel_keys``), each rank reading its share."""
+    sampler = BucketBatchSampler(
+        windows.shape_keys(), batch_size,
+        channel_keys=windows.channel_keys() if channel_keys else None, shuffle=shuffle,
+        seed=seed, rank=rank, world_size=world_size)
+    return torch.utils.data.DataLoader(
+        BatchedWindows(windows), sampler=sampler, batch_size=None, num_workers=num_workers,
+        pin_memory=pin_memory, persistent_workers=num_workers > 0)
 
 
 def resolve_stores(names_or_paths, store_root) -> list[Path]:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainfm.data.loading import BatchedWindows, BucketBatchSampler, WindowDataset
+from brainfm.data.loading import WindowDataset, batch_loader
 from brainfm.models import CrissCrossTransformer
 from brainfm.tasks.classify import FineTuning, balanced_class_weights
 
@@ -12,8 +12,7 @@ pytestmark = pytest.mark.real_data
 
 
 def _loader(ds, shuffle):
-    sampler = BucketBatchSampler(ds.shape_keys(), 32, shuffle=shuffle, seed=0)
-    return torch.utils.data.DataLoader(BatchedWindows(ds), sampler=sampler, batch_size=None)
+    return batch_loader(ds, 32, shuffle)
 
 
 def test_one_fold_of_fine_tuning(prepared_stores, tmp_path):

@@ -78,6 +78,14 @@ def _as_float64(X):
     return np.asarray(X, dtype=np.float64)
 
 
+def _windows_float64(X) -> np.ndarray:
+    """(windows, channels, times) as float64, or an error saying which shape came instead."""
+    X = _as_float64(X)
+    if X.ndim != 3:
+        raise ValueError(f"X must be (windows, channels, times), got shape {X.shape}")
+    return X
+
+
 def _float64():
     """First pipeline step: covariances of float32 windows lose digits the solvers need."""
     return FunctionTransformer(_as_float64)
@@ -173,9 +181,7 @@ class BandPower(TransformerMixin, BaseEstimator):
     def transform(self, X):
         from scipy.signal import welch
 
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 3:
-            raise ValueError(f"X must be (windows, channels, times), got shape {X.shape}")
+        X = _windows_float64(X)
         nperseg = min(X.shape[-1], int(round(self.seg_s * self.sfreq)))
         freqs, psd = welch(X, fs=self.sfreq, nperseg=nperseg, axis=-1)
         df = freqs[1] - freqs[0]
@@ -238,9 +244,7 @@ class CCACorrelations(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 3:
-            raise ValueError(f"X must be (windows, channels, times), got shape {X.shape}")
+        X = _windows_float64(X)
         n_times = X.shape[-1]
         refs = [_orthonormal_basis(reference_signals(f, n_times, self.sfreq, self.n_harmonics))
                 for f in self.freqs]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import RecordingError
 from ..channels import apply_type_overrides, infer_type, normalise_name
-from ..recording import Annotations, Recording
+from ..recording import SI_UNITS, Annotations, Recording
 from ..sensors import DEFAULT_TEMPLATE, fill_template_positions
 from .mne_files import read_evoked_file, read_mne_file
 from .muse_csv import is_muse_csv, read_muse_csv
@@ -40,8 +40,6 @@ def finalise_channels(rec: Recording, ch_types: dict | None = None,
     retyped = {n: t for n, t, t0 in zip(names, types, rec.ch_types) if t != t0}
     out = rec.replace(ch_names=names, ch_types=types,
                       bads=[names[raw_names.index(b)] for b in rec.bads if b in raw_names])
-    from ..recording import SI_UNITS
-
     out.units = [SI_UNITS.get(t, u) for t, u in zip(types, rec.units)]
     out.with_step("channels", renamed=renamed, retyped=retyped)
     return fill_template_positions(out, montage=montage)
