@@ -37,13 +37,9 @@ def save_model(model: CrissCrossTransformer, path, extra: dict | None = None) ->
     return path
 
 
-def from_pretrained(path, map_location="cpu", **overrides) -> CrissCrossTransformer:
-    """A model from a brainfm model file or an original CBraMod state dict.
-
-    ``overrides`` change constructor arguments (e.g. ``dropout=0.0``); the weights must
-    still fit. Original CBraMod files give the ``cbramod`` configuration, whose ``forward``
-    on (B, C, N, 200) returns what the original's forward returns.
-    """
+def read_model_file(path, map_location="cpu") -> tuple[dict, dict, dict]:
+    """(architecture config, state dict in brainfm's layout, extra) from a brainfm model file
+    or an original CBraMod state dict, without building a model."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
@@ -54,17 +50,29 @@ def from_pretrained(path, map_location="cpu", **overrides) -> CrissCrossTransfor
                               f"{err}); brainfm never unpickles code -> export the weights "
                               "with model.state_dict()") from err
     if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
-        config = {**obj["config"], **overrides}
-        model = CrissCrossTransformer(**config)
-        model.load_state_dict(obj["state_dict"])
-        model.extra = obj.get("extra", {})
-        return model
+        return dict(obj["config"]), obj["state_dict"], dict(obj.get("extra", {}))
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if isinstance(state, dict) and is_cbramod_state_dict(state):
-        config = {**CBRAMOD_CONFIG, "n_layers": cbramod_n_layers(state), **overrides}
-        model = CrissCrossTransformer(**config)
-        model.load_state_dict(convert_cbramod_state_dict(state))
-        model.extra = {"source_format": "cbramod"}
-        return model
+        config = {**CBRAMOD_CONFIG, "n_layers": cbramod_n_layers(state)}
+        return config, convert_cbramod_state_dict(state), {"source_format": "cbramod"}
     raise CheckpointError(f"{path}: neither a brainfm model file nor a CBraMod state dict "
                           "-> save models with brainfm.checkpoint.save_model")
+
+
+def read_model_config(path) -> dict:
+    """The architecture a model file describes (to build the same model untrained)."""
+    return read_model_file(path)[0]
+
+
+def from_pretrained(path, map_location="cpu", **overrides) -> CrissCrossTransformer:
+    """A model from a brainfm model file or an original CBraMod state dict.
+
+    ``overrides`` change constructor arguments (e.g. ``dropout=0.0``); the weights must
+    still fit. Original CBraMod files give the ``cbramod`` configuration, whose ``forward``
+    on (B, C, N, 200) returns what the original's forward returns.
+    """
+    config, state, extra = read_model_file(path, map_location)
+    model = CrissCrossTransformer(**{**config, **overrides})
+    model.load_state_dict(state)
+    model.extra = extra
+    return model

@@ -109,15 +109,22 @@ def bench_main() -> None:
     def _main(cfg) -> None:
         from omegaconf import OmegaConf
 
+        from .bench.pretrained import ensure_pretrained
         from .bench.runner import run_benchmark
         from .pretrain_run import ensure_stores
 
         experiment = OmegaConf.to_container(cfg, resolve=True)
-        ensure_stores(cfg.datasets, Path(cfg.store_root), cfg.data_root)
+        pretrained = experiment.get("pretrained")
+        corpus = list(pretrained["datasets"]) if pretrained else []
+        ensure_stores(list(dict.fromkeys([*cfg.datasets, *corpus])), Path(cfg.store_root),
+                      cfg.data_root)
+        if pretrained:
+            ensure_pretrained(pretrained, cfg.datasets, cfg.store_root, cfg.data_root)
         result = run_benchmark(experiment, cfg.store_root, cfg.results_dir,
-                               progress=bool(cfg.progress))
+                               progress=bool(cfg.progress), report_dir=cfg.report_dir)
         print(result["summary"])
         print(f"brainfm-bench: {result['computed']} cells computed, {result['skipped']} "
-              f"already done, {result['seconds']:.0f} s; results in {cfg.results_dir}")
+              f"already done, {result['seconds']:.0f} s; tables and plots in "
+              f"{result['report_dir']}, cells in {cfg.results_dir}")
 
     _main()

@@ -24,21 +24,24 @@ class FoldPrediction:
     info: dict = field(default_factory=dict)
 
 
-def load_backbone(spec: dict, n_classes: int) -> torch.nn.Module:
-    """A criss-cross backbone with a fresh classification head.
+def load_backbone(spec: dict, n_classes: int, windows: WindowDataset,
+                  pretrained: bool = True) -> torch.nn.Module:
+    """A backbone of ``spec["family"]`` (default criss_cross) with a fresh classification head.
 
-    ``spec``: ``checkpoint`` (a brainfm model file or an original CBraMod file) and/or
-    ``model`` (constructor arguments; alone it means random initialisation).
+    ``spec``: ``checkpoint`` (a model file) and/or ``model`` (constructor arguments), optional
+    ``overrides``, ``head`` (one of the family's heads, default ``pooled``) and ``pretrained``
+    (false: the checkpoint's architecture only).
+    ``pretrained=False`` gives the same architecture randomly initialised.
     """
-    from ..checkpoint import from_pretrained
-    from ..models.criss_cross import CrissCrossTransformer
+    from ..models.adapters import get_adapter
 
-    if spec.get("checkpoint"):
-        model = from_pretrained(spec["checkpoint"], **(spec.get("overrides") or {}))
-    else:
-        model = CrissCrossTransformer(**dict(spec["model"]))
-    model.reset_head("classification", n_outputs=n_classes)
-    return model
+    adapter = get_adapter(spec.get("family", "criss_cross"))
+    model = adapter.load(spec, pretrained=pretrained)
+    t = windows.table
+    return adapter.classifier(model, spec.get("head", "pooled"), n_classes,
+                              n_chans=int(t["n_channels"].max()),
+                              n_patches=int(t["n_samples"].max()) // getattr(
+                                  model, "patch_len", 1))
 
 
 class ClassicalPipeline:
@@ -73,13 +76,16 @@ class ProbePipeline:
     """Frozen backbone features (cached once per weights and store) + a linear classifier."""
 
     def __init__(self, backbone: dict, cache_dir):
+        from ..models.adapters import get_adapter
+
         self.backbone, self.cache = backbone, FeatureCache(cache_dir)
+        self.adapter = get_adapter(backbone.get("family", "criss_cross"))
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         n_classes = len(windows.stores[0].classes)
         torch.manual_seed(0)  # the same random backbone for every fold and seed
-        model = load_backbone(self.backbone, n_classes)
-        feats, _ = self.cache.features(model, windows)
+        model = self.adapter.load(self.backbone, pretrained=self.backbone.get("pretrained", True))
+        feats, _ = self.cache.features(model, windows, self.adapter.features)
         y = windows.table["label"].to_numpy()
         clf = linear_probe(seed).fit(feats[split.train], y[split.train])
         return FoldPrediction(split.test, clf.predict(feats[split.test]),
@@ -110,7 +116,9 @@ class NeuralPipeline:
             cls = EEGNet if self.kind == "eegnet" else ShallowConvNet
             return cls(n_chans=int(t["n_channels"].max()), n_outputs=n_classes,
                        n_times=int(t["n_samples"].iloc[0]), sfreq=windows.stores[0].sfreq)
-        return load_backbone(self.backbone or {}, n_classes)
+        spec = self.backbone or {}
+        return load_backbone(spec, n_classes, windows,
+                             pretrained=self.kind == "finetune" and spec.get("pretrained", True))
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         import lightning as L

@@ -37,9 +37,13 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 @torch.no_grad()
-def extract_features(model, windows, batch_size: int = 64) -> np.ndarray:
-    """(n_windows, D) float32: per window, the mean of the backbone's per-patch features over
-    its real channels and all its patches. ``windows`` is a WindowDataset."""
+def extract_features(model, windows, token_features=None, batch_size: int = 64) -> np.ndarray:
+    """(n_windows, D) float32: per window, the mean of the backbone's per-token features over
+    its real channels and all its patches. ``windows`` is a WindowDataset;
+    ``token_features(model, x, sensors, channel_mask) -> (B, C, N, D)`` comes from the
+    family's adapter (default: ``model.forward_features``)."""
+    if token_features is None:
+        token_features = lambda m, *inputs: m.forward_features(*inputs)  # noqa: E731
     freeze(model)
     lengths = windows.shape_keys()
     out = None
@@ -48,8 +52,8 @@ def extract_features(model, windows, batch_size: int = 64) -> np.ndarray:
         for start in range(0, len(rows), batch_size):
             idx = rows[start:start + batch_size]
             batch = windows.load_batch(idx)
-            feats = model.forward_features(batch["x"], batch["sensors"],
-                                           batch["channel_mask"])
+            feats = token_features(model, batch["x"], batch["sensors"],
+                                   batch["channel_mask"])
             pooled = masked_mean(feats, batch["channel_mask"]).float().numpy()
             if out is None:
                 out = np.empty((len(windows), pooled.shape[1]), dtype=np.float32)
@@ -70,12 +74,13 @@ class FeatureCache:
                             + str(len(windows)).encode()).hexdigest()[:8]
         return f"{model_fingerprint(model)}-{hashlib.sha1(stores.encode()).hexdigest()[:12]}-{rows}"
 
-    def features(self, model, windows, batch_size: int = 64) -> tuple[np.ndarray, bool]:
+    def features(self, model, windows, token_features=None,
+                 batch_size: int = 64) -> tuple[np.ndarray, bool]:
         """(features, computed_now): reads the cache when it can, else computes and stores."""
         path = self.root / f"{self.key(model, windows)}.npy"
         if path.exists():
             return np.load(path, allow_pickle=False), False
-        feats = extract_features(model, windows, batch_size)
+        feats = extract_features(model, windows, token_features, batch_size)
         atomic_save_array(path, feats)
         return feats, True
 

@@ -19,6 +19,15 @@ def cell_key(config: dict) -> str:
     return hashlib.sha1(to_json(config).encode()).hexdigest()[:20]
 
 
+def file_digest(path) -> str:
+    """Content hash of a file (a checkpoint): a re-made checkpoint makes new cells."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 class ResultsStore:
     def __init__(self, root):
         self.root = Path(root)
@@ -34,10 +43,13 @@ class ResultsStore:
         """``rows``: tidy records (one per subject x metric, plus the fold's pooled ones)."""
         atomic_write_json(self._path(key), {"config": config, "rows": rows})
 
-    def table(self) -> pd.DataFrame:
-        """Every stored row: dataset, pipeline, protocol, fold, subject, seed, metric, value."""
+    def table(self, keys=None) -> pd.DataFrame:
+        """The rows of ``keys`` (default: every stored cell): dataset, pipeline, protocol,
+        fold, subject, seed, metric, value."""
+        paths = (sorted((self.root / "cells").glob("*.json")) if keys is None
+                 else [self._path(k) for k in dict.fromkeys(keys)])
         rows = []
-        for path in sorted((self.root / "cells").glob("*.json")):
+        for path in paths:
             rows.extend(json.loads(path.read_text())["rows"])
         columns = ["dataset", "pipeline", "protocol", "fold", "subject", "seed", "metric",
                    "value"]

@@ -2,8 +2,9 @@
 
 Each cell (one fold of one pipeline on one dataset under one protocol and seed) is keyed by
 the hash of everything that determines it; a finished cell is read back, never recomputed.
-Metrics are computed per test subject (per test recording where a dataset has none) and
-pooled per fold, into one tidy table.
+Metrics are computed per test subject and pooled per fold, into one tidy table; datasets
+without subject ids (the epilepsy segments) are scored per fold only, since a test recording
+of one class is no unit to score.
 """
 from __future__ import annotations
 
@@ -12,20 +13,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.groups import subject_groups
+from ..data.groups import NO_SUBJECT, subject_groups
 from ..data.loading import WindowDataset
 from .metrics import classification_metrics
 from .pipelines import make_pipeline
+from .pretrained import check_pretraining_disjoint, checkpoint_for
 from .protocols import make_protocol
 from .report import markdown, plots
-from .results import ResultsStore, cell_key
+from .results import ResultsStore, cell_key, file_digest
 from ..progress import progress_bar
 
 
-def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_classes):
-    """Tidy records: per test group, then the fold's pooled scores (subject "__fold__")."""
+def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_classes,
+          per_subject: bool):
+    """Tidy records: per test subject (where the dataset has subjects), then the fold's pooled
+    scores (subject ``"__fold__"``)."""
     out = []
-    for group in [*np.unique(groups[pred.rows]), "__fold__"]:
+    units = [*np.unique(groups[pred.rows])] if per_subject else []
+    for group in [*units, "__fold__"]:
         pick = (np.ones(len(pred.rows), bool) if group == "__fold__"
                 else groups[pred.rows] == group)
         scores = classification_metrics(
@@ -38,17 +43,41 @@ def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_class
     return out
 
 
-def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True) -> dict:
-    """Run (or resume) an experiment; writes results.csv, summary.md and plots to out_dir.
+def _pipeline_for(dataset: str, spec: dict) -> dict | None:
+    """The pipeline spec as it runs on ``dataset`` (None: the pipeline skips it).
+
+    ``datasets: [...]`` restricts a pipeline to some datasets (CCA to SSVEP, say); a
+    ``{dataset}`` in ``backbone.checkpoint`` becomes the evaluated dataset's name.
+    """
+    spec = dict(spec)
+    only = spec.pop("datasets", None)
+    if only is not None and dataset not in only:
+        return None
+    backbone = dict(spec.get("backbone") or {})
+    if backbone.get("checkpoint"):
+        backbone["checkpoint"] = checkpoint_for(backbone["checkpoint"], dataset)
+        spec["backbone"] = backbone
+    return spec
+
+
+def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
+                  report_dir=None) -> dict:
+    """Run (or resume) an experiment: cells go to ``out_dir/cells`` (shared by re-runs and
+    sweeps); results.csv, summary.md and plots of this experiment's cells go to
+    ``report_dir`` (default ``out_dir``).
 
     ``experiment``: ``datasets`` (names of corpus stores), ``pipelines`` (name -> spec, see
-    :func:`brainfm.bench.pipelines.make_pipeline`), ``protocols`` (dataset name or
-    ``default`` -> protocol spec), ``seeds``, optional ``max_folds`` (quick variants).
+    :func:`brainfm.bench.pipelines.make_pipeline`, plus optional ``datasets``), ``protocols``
+    (dataset name or ``default`` -> protocol spec), ``seeds``, optional ``max_folds`` (quick
+    variants) and ``allow_pretraining_overlap`` (default false).
     """
     out_dir = Path(out_dir)
+    report_dir = Path(report_dir or out_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out_dir)
     cache_dir = Path(experiment.get("cache_dir") or out_dir / "features")
     computed = skipped = 0
+    keys = []
     t0 = time.perf_counter()
     for dataset in experiment["datasets"]:
         windows = WindowDataset([Path(store_root) / dataset])
@@ -56,11 +85,23 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True) 
         n_classes = len(windows.stores[0].classes)
         y_true = windows.table["label"].to_numpy()
         groups = subject_groups(windows.table)
-        pspec = dict(experiment["protocols"].get(dataset) or experiment["protocols"]["default"])
+        has_subjects = bool((windows.table["subject"].astype(str) != NO_SUBJECT).any())
+        protocol_spec = (experiment["protocols"].get(dataset)
+                         or experiment["protocols"]["default"])
+        pspec = dict(protocol_spec)
         protocol_name = pspec.pop("name")
         protocol = make_protocol(protocol_name, **pspec)
         folds = list(protocol.split(windows.table))[:experiment.get("max_folds") or None]
-        for pname, pipe_spec in experiment["pipelines"].items():
+        for pname, raw_spec in experiment["pipelines"].items():
+            pipe_spec = _pipeline_for(dataset, raw_spec)
+            if pipe_spec is None:
+                continue
+            backbone = pipe_spec.get("backbone") or {}
+            checkpoint = backbone.get("checkpoint")
+            weights = file_digest(checkpoint) if checkpoint else None
+            uses_weights = pipe_spec.get("kind") != "scratch" and backbone.get("pretrained", True)
+            if checkpoint and uses_weights and not experiment.get("allow_pretraining_overlap"):
+                check_pretraining_disjoint(checkpoint, dataset)
             pipeline = make_pipeline(pipe_spec, cache_dir)
             for seed in experiment.get("seeds", [0]):
                 bar = progress_bar(len(folds), f"{dataset} {pname} seed={seed}", progress,
@@ -68,24 +109,27 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True) 
                 for split in folds:
                     config = {"dataset": dataset, "store": windows.stores[0].meta["config_hash"],
                               "pipeline": pname, "pipeline_spec": pipe_spec,
-                              "protocol": experiment["protocols"].get(dataset) or
-                              experiment["protocols"]["default"],
-                              "seed": seed, "fold": split.name}
+                              "protocol": protocol_spec, "seed": seed, "fold": split.name,
+                              **({"checkpoint_sha1": weights} if weights else {})}
                     key = cell_key(config)
+                    keys.append(key)
                     if store.has(key):
                         skipped += 1
                     else:
+                        started = time.perf_counter()
                         pred = pipeline.run_fold(windows, split, seed)
+                        pred.info["seconds"] = round(time.perf_counter() - started, 2)
                         rows = _rows(dataset, pname, protocol_name, split.name, seed, groups,
-                                     y_true, pred, n_classes)
+                                     y_true, pred, n_classes, per_subject=has_subjects)
                         store.put(key, {**config, "info": pred.info}, rows)
                         computed += 1
                     bar.update(1)
                 bar.close()
-    table = store.table()
-    table.to_csv(out_dir / "results.csv", index=False)
+    table = store.table(keys)
+    table.to_csv(report_dir / "results.csv", index=False)
     text = markdown(table)
-    (out_dir / "summary.md").write_text(text + "\n")
-    figures = plots(table, out_dir) if not table.empty else []
+    (report_dir / "summary.md").write_text(text + "\n")
+    figures = plots(table, report_dir) if not table.empty else []
     return {"computed": computed, "skipped": skipped, "seconds": time.perf_counter() - t0,
-            "rows": len(table), "summary": text, "figures": [str(f) for f in figures]}
+            "rows": len(table), "summary": text, "figures": [str(f) for f in figures],
+            "report_dir": str(report_dir)}

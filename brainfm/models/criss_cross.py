@@ -100,7 +100,8 @@ class CrissCrossTransformer(nn.Module):
         self.pos_enc = build_positional(positional, d_model, acpe_kernel)
         self.layers = nn.ModuleList(CrissCrossLayer(d_model, n_heads, d_ff, dropout)
                                     for _ in range(n_layers))
-        self.head = build_head(head, d_model, patch_len=patch_len, n_outputs=n_outputs)
+        self.head = build_head(head, d_model, patch_len=patch_len, n_outputs=n_outputs,
+                               n_chans=n_chans, n_patches=(n_times or 0) // patch_len or None)
         if init not in ("cbramod", "brainfm", "torch"):
             raise ValueError(f"init={init!r}; use cbramod, brainfm or torch")
         if init in ("cbramod", "brainfm"):
@@ -138,11 +139,15 @@ class CrissCrossTransformer(nn.Module):
         feats = self.forward_features(x, sensors, channel_mask, mask)
         return self.head(feats, channel_mask)
 
-    def reset_head(self, head: str, n_outputs: int | None = None) -> None:
-        """Swap the head (e.g. reconstruction -> classification) keeping the backbone."""
+    def reset_head(self, head: str, n_outputs: int | None = None, n_chans: int | None = None,
+                   n_patches: int | None = None) -> None:
+        """Swap the head (e.g. reconstruction -> pooled) keeping the backbone; ``flatten``
+        also needs the montage size and patches per window."""
         self.head = build_head(head, self.d_model, patch_len=self.patch_len,
-                               n_outputs=n_outputs)
+                               n_outputs=n_outputs, n_chans=n_chans, n_patches=n_patches)
         self.config.update(head=head, n_outputs=n_outputs)
+        if head == "flatten":
+            self.config.update(n_chans=n_chans, n_times=n_patches * self.patch_len)
 
 
 def _cbramod_init(module: nn.Module) -> None:

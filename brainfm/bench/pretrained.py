@@ -1,0 +1,79 @@
+"""Pretrained checkpoints for a benchmark: made when missing, never trained on the test data.
+
+A benchmark config may carry a ``pretrained`` block::
+
+    pretrained:
+      experiment: pretrain_all            # a brainfm-pretrain experiment
+      datasets: [eegmat, ssvep_exoskeleton, muse_p300, bonn, delhi]   # pretraining corpus
+      leave_dataset_out: true             # one checkpoint per evaluated dataset, without it
+      path: checkpoints/bench/without_{dataset}.pt
+      overrides: [trainer.max_steps=1000]
+
+Pipelines then point at ``${pretrained.path}``; the runner fills ``{dataset}`` per evaluated
+dataset. A checkpoint whose pretraining corpus contains the evaluated dataset is refused
+(:func:`check_pretraining_disjoint`): self-supervised pretraining on the test subjects'
+recordings is a transductive advantage the baselines do not get.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .protocols import LeakageError
+
+
+def checkpoint_for(path_template: str, dataset: str) -> str:
+    return str(path_template).replace("{dataset}", dataset)
+
+
+def pretraining_corpus(spec: dict, dataset: str) -> list[str]:
+    """The datasets the checkpoint used for ``dataset`` is pretrained on."""
+    corpus = list(spec["datasets"])
+    if spec.get("leave_dataset_out", True):
+        corpus = [d for d in corpus if d != dataset]
+    if not corpus:
+        raise ValueError(f"pretrained.datasets leaves nothing to pretrain on once {dataset!r} "
+                         "is held out; add other datasets")
+    return corpus
+
+
+def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[str, str]:
+    """Pretrain what is missing; returns evaluated dataset -> checkpoint path."""
+    from ..cli import compose_config
+    from ..pretrain_run import run_pretrain
+
+    paths = {}
+    for dataset in datasets:
+        path = Path(checkpoint_for(spec["path"], dataset))
+        paths[dataset] = str(path)
+        if path.exists():
+            continue
+        corpus = pretraining_corpus(spec, dataset)
+        run_dir = path.parent / f"{path.stem}_run"
+        overrides = [f"experiment={spec['experiment']}", f"data.datasets=[{','.join(corpus)}]",
+                     f"store_root={store_root}", f"output_dir={run_dir}",
+                     *(spec.get("overrides") or [])]
+        if data_root:
+            overrides.append(f"data_root={data_root}")
+        print(f"brainfm-bench: pretraining {path} on {', '.join(corpus)} "
+              f"(brainfm-pretrain {' '.join(overrides)})")
+        result = run_pretrain(compose_config(overrides, config_name="pretrain"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        shutil.copyfile(result["model_file"], tmp)
+        tmp.replace(path)
+    return paths
+
+
+def check_pretraining_disjoint(checkpoint, dataset: str) -> list[str]:
+    """The checkpoint's pretraining datasets; raises when ``dataset`` is among them."""
+    from ..checkpoint import read_model_file
+
+    extra = read_model_file(checkpoint)[2]
+    corpus = list(extra.get("datasets") or [])
+    if dataset in corpus:
+        raise LeakageError(f"{checkpoint} was pretrained on {dataset!r} ({', '.join(corpus)}), "
+                           f"the dataset being evaluated -> pretrain without it (pretrained."
+                           "leave_dataset_out: true) or set allow_pretraining_overlap: true "
+                           "and report the result as transductive")
+    return corpus

@@ -1,0 +1,107 @@
+"""Backbone adapters: everything the benchmark needs to know about a model family.
+
+The benchmark never imports a model class. A pipeline names a family in its config
+(``backbone.family``: a registered name, or ``package.module:AdapterClass`` for a family that
+lives outside brainfm) and the family's adapter answers three questions:
+
+- ``load(spec, pretrained)``: the backbone, from a checkpoint and/or constructor arguments
+  (``pretrained=False``: the same architecture, randomly initialised, for from-scratch runs);
+- ``classifier(model, head, ...)``: the backbone with one of the classification heads the family
+  offers (``heads``), as a module called ``model(x, sensors, channel_mask) -> logits`` with a
+  ``head`` attribute (trained at the head's learning rate) and ``layers`` (bottom to top, for
+  layer-wise learning-rate decay);
+- ``features(model, x, sensors, channel_mask)``: per-token features (B, C, N, D), which the
+  linear probe pools over real channels and patches.
+
+Adding a backbone family is one such class plus a config that names it.
+"""
+from __future__ import annotations
+
+import importlib
+
+import torch
+from torch import nn
+
+
+class BackboneAdapter:
+    """The interface; subclasses fill it in for one family."""
+
+    family: str = ""
+    heads: tuple[str, ...] = ()
+
+    def load(self, spec: dict, pretrained: bool = True) -> nn.Module:
+        raise NotImplementedError
+
+    def classifier(self, model: nn.Module, head: str, n_classes: int, n_chans: int,
+                   n_patches: int) -> nn.Module:
+        raise NotImplementedError
+
+    def features(self, model: nn.Module, x: torch.Tensor, sensors: torch.Tensor | None,
+                 channel_mask: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def check_head(self, head: str) -> None:
+        if head not in self.heads:
+            raise ValueError(f"backbone family {self.family!r} has no head {head!r}; "
+                             f"use one of {', '.join(self.heads)}")
+
+
+class CrissCrossAdapter(BackboneAdapter):
+    """The criss-cross transformer: brainfm model files, original CBraMod weights, or a config.
+
+    Heads: ``pooled`` (mean over real channels and patches, then linear; any montage and
+    length) and ``flatten`` (every token through an MLP, CBraMod's downstream head; one fixed
+    montage and window length).
+    """
+
+    family = "criss_cross"
+    heads = ("pooled", "flatten")
+
+    def load(self, spec: dict, pretrained: bool = True) -> nn.Module:
+        from ..checkpoint import from_pretrained, read_model_config
+        from .criss_cross import CrissCrossTransformer
+
+        overrides = dict(spec.get("overrides") or {})
+        checkpoint = spec.get("checkpoint")
+        if checkpoint and pretrained:
+            return from_pretrained(checkpoint, **overrides)
+        if checkpoint:  # from scratch, with the checkpoint's architecture
+            return CrissCrossTransformer(**{**read_model_config(checkpoint), **overrides})
+        if not spec.get("model"):
+            raise ValueError("a criss_cross backbone needs backbone.checkpoint (a model file) "
+                             "or backbone.model (constructor arguments)")
+        return CrissCrossTransformer(**{**dict(spec["model"]), **overrides})
+
+    def classifier(self, model, head, n_classes, n_chans, n_patches):
+        self.check_head(head)
+        model.reset_head(head, n_outputs=n_classes, n_chans=n_chans, n_patches=n_patches)
+        return model
+
+    def features(self, model, x, sensors, channel_mask):
+        return model.forward_features(x, sensors, channel_mask)
+
+
+_FAMILIES: dict[str, type[BackboneAdapter]] = {"criss_cross": CrissCrossAdapter}
+
+
+def register_backbone(name: str, adapter: type[BackboneAdapter]) -> None:
+    """Make ``backbone.family: <name>`` resolve to ``adapter`` (e.g. from a plugin's import)."""
+    _FAMILIES[name] = adapter
+
+
+def get_adapter(family: str = "criss_cross") -> BackboneAdapter:
+    """The adapter for a registered family name or a ``module:Class`` import path."""
+    if family in _FAMILIES:
+        return _FAMILIES[family]()
+    if ":" in family:
+        module, _, attr = family.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"backbone.family={family!r}: cannot import {attr} from "
+                             f"{module} ({err})") from err
+        if not (isinstance(cls, type) and issubclass(cls, BackboneAdapter)):
+            raise ValueError(f"backbone.family={family!r} is not a BackboneAdapter subclass")
+        return cls()
+    raise ValueError(f"backbone.family={family!r}: registered families are "
+                     f"{', '.join(sorted(_FAMILIES))}; or give 'package.module:AdapterClass'")
