@@ -117,7 +117,7 @@ def bench_main() -> None:
         pretrained = experiment.get("pretrained")
         corpus = list(pretrained["datasets"]) if pretrained else []
         ensure_stores(list(dict.fromkeys([*cfg.datasets, *corpus])), Path(cfg.store_root),
-                      cfg.data_root)
+                      cfg.data_root, inline=experiment.get("dataset_configs"))
         if pretrained:
             ensure_pretrained(pretrained, cfg.datasets, cfg.store_root, cfg.data_root)
         result = run_benchmark(experiment, cfg.store_root, cfg.results_dir,

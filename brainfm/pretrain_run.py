@@ -18,11 +18,19 @@ def rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
 
 
-def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0) -> None:
-    """Prepare each named dataset into ``store_root/<name>`` unless it is there already."""
+def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
+                  inline: dict | None = None) -> None:
+    """Prepare each named dataset into ``store_root/<name>`` unless it is there already.
+
+    A dataset is ``conf/dataset/<name>.yaml``, or, when ``inline`` has an entry for it, that
+    entry merged over ``conf/dataset/folder.yaml`` (a dataset defined in an experiment file).
+    """
+    from omegaconf import OmegaConf
+
     from .cli import compose_config, prep_configs
     from .data.prep import prepare
 
+    inline = inline or {}
     for name in datasets:
         ready = Path(store_root) / name / "windows.parquet"
         if ready.exists():
@@ -34,7 +42,13 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0)
                     raise TimeoutError(f"rank {rank()}: store {ready.parent} never appeared")
                 time.sleep(1.0)
             continue
-        spec, std = prep_configs(compose_config([f"dataset={name}"]))
+        if name in inline:
+            cfg = compose_config(["dataset=folder"])
+            OmegaConf.set_struct(cfg, False)
+            cfg.dataset = OmegaConf.merge(cfg.dataset, {"name": name, **inline[name]})
+        else:
+            cfg = compose_config([f"dataset={name}"])
+        spec, std = prep_configs(cfg)
         summary = prepare(spec, std, resolve_data_root(data_root), Path(store_root) / name)
         print(summary.as_text())
 
@@ -45,7 +59,8 @@ def preprocessing_contract(stores) -> dict:
     return {"datasets": [m["dataset"]["name"] for m in metas],
             "standardise": metas[0]["standardise"] if metas else {},
             "standardise_per_dataset": {m["dataset"]["name"]: m["standardise"] for m in metas},
-            "sfreq": metas[0]["sfreq"] if metas else None}
+            "sfreq": metas[0]["sfreq"] if metas else None,
+            "recording_ids": sorted({i for s in stores for i in s.recording_ids()})}
 
 
 def _supported_precision(trainer_cfg: dict) -> dict:

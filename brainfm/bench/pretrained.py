@@ -10,7 +10,8 @@ A benchmark config may carry a ``pretrained`` block::
       overrides: [trainer.max_steps=1000]
 
 Pipelines then point at ``${pretrained.path}``; the runner fills ``{dataset}`` per evaluated
-dataset. A checkpoint whose pretraining corpus contains the evaluated dataset is refused
+dataset. A checkpoint whose pretraining corpus contains the evaluated dataset, by name or by
+recording (the same files under another name), is refused
 (:func:`check_pretraining_disjoint`): self-supervised pretraining on the test subjects'
 recordings is a transductive advantage the baselines do not get.
 """
@@ -65,15 +66,26 @@ def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[
     return paths
 
 
-def check_pretraining_disjoint(checkpoint, dataset: str) -> list[str]:
-    """The checkpoint's pretraining datasets; raises when ``dataset`` is among them."""
+def check_pretraining_disjoint(checkpoint, dataset: str, store=None) -> list[str]:
+    """The checkpoint's pretraining datasets; raises when the evaluated ``dataset`` is among
+    them by name, or when any of its recordings (``store``, a CorpusStore) is among the
+    checkpoint's pretraining recordings under whatever name."""
     from ..checkpoint import read_model_file
 
     extra = read_model_file(checkpoint)[2]
     corpus = list(extra.get("datasets") or [])
+    fix = ("-> pretrain without it (pretrained.leave_dataset_out: true, or leave it out of "
+           "pretrained.datasets) or set allow_pretraining_overlap: true and report the "
+           "result as transductive")
     if dataset in corpus:
         raise LeakageError(f"{checkpoint} was pretrained on {dataset!r} ({', '.join(corpus)}), "
-                           f"the dataset being evaluated -> pretrain without it (pretrained."
-                           "leave_dataset_out: true) or set allow_pretraining_overlap: true "
-                           "and report the result as transductive")
+                           f"the dataset being evaluated {fix}")
+    if store is not None:
+        ours = store.recording_ids()
+        shared = sorted(set(ours) & set(extra.get("recording_ids") or []))
+        if shared:
+            examples = ", ".join(ours[i] for i in shared[:3])
+            raise LeakageError(f"{checkpoint} was pretrained on {len(shared)} of the "
+                               f"{len(ours)} recordings of {dataset!r} (e.g. {examples}), "
+                               f"under the dataset name(s) {', '.join(corpus)} {fix}")
     return corpus

@@ -98,9 +98,12 @@ def wilcoxon_lines(table, dataset, protocol, metric="balanced_accuracy") -> list
 
 def plots(table: pd.DataFrame, out_dir: Path, metric: str = "balanced_accuracy") -> list[Path]:
     """Per dataset: a box plot per pipeline and the per-subject scores, as PNG files."""
+    import logging
+
     import matplotlib
 
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib.category").setLevel(logging.WARNING)  # subject ids as text
     import matplotlib.pyplot as plt
 
     subj = per_subject(table)

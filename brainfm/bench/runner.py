@@ -101,7 +101,7 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
             weights = file_digest(checkpoint) if checkpoint else None
             uses_weights = pipe_spec.get("kind") != "scratch" and backbone.get("pretrained", True)
             if checkpoint and uses_weights and not experiment.get("allow_pretraining_overlap"):
-                check_pretraining_disjoint(checkpoint, dataset)
+                check_pretraining_disjoint(checkpoint, dataset, windows.stores[0])
             pipeline = make_pipeline(pipe_spec, cache_dir)
             for seed in experiment.get("seeds", [0]):
                 bar = progress_bar(len(folds), f"{dataset} {pname} seed={seed}", progress,

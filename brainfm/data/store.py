@@ -186,6 +186,20 @@ class CorpusStore:
             raise KeyError(f"{self.root}: no recording with key {key!r}")
         return json.loads(row.iloc[0])
 
+    def recording_ids(self) -> dict[str, str]:
+        """A location-free identity per recording -> its relative path: the file name, original
+        rate and channel count, hashed. The same recordings under another dataset name, in
+        another folder, or cropped, share ids (how a benchmark finds that a checkpoint was
+        pretrained on its test recordings)."""
+        import hashlib
+
+        ok = self.recordings[self.recordings["status"] == "ok"]
+        out = {}
+        for rel, sfreq, n_ch in zip(ok["relpath"], ok["orig_sfreq"], ok["orig_channels"]):
+            ident = f"{Path(str(rel)).name}|{float(sfreq):g}|{int(n_ch)}"
+            out[hashlib.sha1(ident.encode()).hexdigest()[:12]] = str(rel)
+        return out
+
     def window(self, i: int) -> np.ndarray:
         """Window ``i`` of the window table as float32 (C, T)."""
         row = self.windows.iloc[i]

@@ -30,3 +30,28 @@ def test_runner_writes_tables_and_resumes(prepared_stores, tmp_path):
     assert (tmp_path / "eegmat_loso_balanced_accuracy.png").exists()
     again = run_benchmark(experiment, store_root, tmp_path, progress=False)
     assert again["computed"] == 0 and again["skipped"] == 6
+
+
+@pytest.mark.parametrize("how", ["by name", "by recording"])
+def test_checkpoint_pretrained_on_the_test_data_is_refused(prepared_stores, tmp_path, how):
+    """Self-supervised pretraining on the test recordings, under the dataset's own name or
+    copied under another, is caught before any fold runs."""
+    from brainfm.bench.protocols import LeakageError
+    from brainfm.checkpoint import save_model
+    from brainfm.data.store import CorpusStore
+    from brainfm.models import CrissCrossTransformer
+
+    store_root = prepared_stores[0]
+    ids = sorted(CorpusStore(store_root / "eegmat").recording_ids())
+    extra = ({"datasets": ["eegmat", "bonn"]} if how == "by name" else
+             {"datasets": ["my_copy_of_eegmat"], "recording_ids": ids})
+    path = save_model(CrissCrossTransformer(**TINY), tmp_path / "ckpt.pt", extra=extra)
+    experiment = {"datasets": ["eegmat"], "max_folds": 1,
+                  "protocols": {"default": {"name": "loso"}},
+                  "pipelines": {"ft": {"kind": "finetune", "epochs": 1,
+                                       "backbone": {"checkpoint": str(path)}}}}
+    with pytest.raises(LeakageError, match="pretrained on .*eegmat.*transductive"):
+        run_benchmark(experiment, store_root, tmp_path / "out", progress=False)
+    experiment["allow_pretraining_overlap"] = True     # the documented way to accept it
+    experiment["pipelines"]["ft"]["kind"] = "probe"
+    assert run_benchmark(experiment, store_root, tmp_path / "out", progress=False)["computed"]
