@@ -6,6 +6,9 @@ through :func:`load_backbone` (one small adapter per family; the criss-cross one
 """
 from __future__ import annotations
 
+import logging
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,6 +124,10 @@ class NeuralPipeline:
                              pretrained=self.kind == "finetune" and spec.get("pretrained", True))
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
+        with quiet_lightning():
+            return self._run_fold(windows, split, seed)
+
+    def _run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         import lightning as L
         from lightning.pytorch.callbacks import EarlyStopping
 
@@ -158,6 +165,24 @@ class NeuralPipeline:
         proba = proba[order]
         return FoldPrediction(np.asarray(split.test)[np.sort(local)], proba.argmax(1), proba,
                               info)
+
+
+@contextmanager
+def quiet_lightning():
+    """No per-fold banners (accelerator lines, tips, a torch-version deprecation notice):
+    a benchmark trains hundreds of folds and its own progress bar says where it is."""
+    loggers = [logging.getLogger(name) for name in
+               ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 class BestWeights(Callback):

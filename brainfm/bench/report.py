@@ -42,26 +42,31 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return g.agg(mean="mean", sd="std", n="count").reset_index()
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """One Markdown table per dataset: pipelines x metrics as mean +- sd across subjects."""
+def markdown(table: pd.DataFrame, cells: pd.DataFrame | None = None) -> str:
+    """One Markdown table per dataset: pipelines x metrics as mean +- sd across subjects;
+    with ``cells`` (:meth:`ResultsStore.cells`), the median seconds a fold took."""
     if table.empty:
         return "(no results)"
     summ = summary(table)
+    seconds = ({} if cells is None or "seconds" not in cells else
+               cells.groupby(["dataset", "pipeline"])["seconds"].median().to_dict())
     out = []
     for (dataset, protocol), part in summ.groupby(["dataset", "protocol"]):
         metrics = [m for m in MAIN_METRICS if m in set(part["metric"])]
         unit = unit_name(table, dataset)
         out += [f"### {dataset} ({protocol})", "",
-                "| pipeline | " + " | ".join(metrics) + f" | {unit} x seeds |",
-                "|---|" + "---|" * (len(metrics) + 1)]
+                "| pipeline | " + " | ".join(metrics) + f" | {unit} x seeds | s / fold |",
+                "|---|" + "---|" * (len(metrics) + 2)]
         for pipeline, rows in part.groupby("pipeline"):
-            cells = []
+            entries = []
             for m in metrics:
                 r = rows[rows["metric"] == m]
-                cells.append("-" if r.empty or np.isnan(r["mean"].iloc[0]) else
+                entries.append("-" if r.empty or np.isnan(r["mean"].iloc[0]) else
                              f"{r['mean'].iloc[0]:.3f} +- {np.nan_to_num(r['sd'].iloc[0]):.3f}")
             n = int(rows["n"].max())
-            out.append(f"| {pipeline} | " + " | ".join(cells) + f" | {n} |")
+            sec = seconds.get((dataset, pipeline))
+            timing = "-" if sec is None or np.isnan(sec) else f"{sec:.1f}"
+            out.append(f"| {pipeline} | " + " | ".join(entries) + f" | {n} | {timing} |")
         out.append("")
         out += wilcoxon_lines(table, dataset, protocol)
     return "\n".join(out)

@@ -43,13 +43,25 @@ class ResultsStore:
         """``rows``: tidy records (one per subject x metric, plus the fold's pooled ones)."""
         atomic_write_json(self._path(key), {"config": config, "rows": rows})
 
+    def _paths(self, keys):
+        return (sorted((self.root / "cells").glob("*.json")) if keys is None
+                else [self._path(k) for k in dict.fromkeys(keys)])
+
+    def cells(self, keys=None) -> pd.DataFrame:
+        """One row per cell: dataset, pipeline, fold, seed and what its pipeline reported
+        (``seconds``, ``epochs``, best validation score)."""
+        rows = []
+        for path in self._paths(keys):
+            config = json.loads(path.read_text())["config"]
+            rows.append({k: config.get(k) for k in ("dataset", "pipeline", "fold", "seed")}
+                        | dict(config.get("info") or {}))
+        return pd.DataFrame(rows)
+
     def table(self, keys=None) -> pd.DataFrame:
         """The rows of ``keys`` (default: every stored cell): dataset, pipeline, protocol,
         fold, subject, seed, metric, value."""
-        paths = (sorted((self.root / "cells").glob("*.json")) if keys is None
-                 else [self._path(k) for k in dict.fromkeys(keys)])
         rows = []
-        for path in paths:
+        for path in self._paths(keys):
             rows.extend(json.loads(path.read_text())["rows"])
         columns = ["dataset", "pipeline", "protocol", "fold", "subject", "seed", "metric",
                    "value"]

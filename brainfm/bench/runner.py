@@ -127,7 +127,7 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
                 bar.close()
     table = store.table(keys)
     table.to_csv(report_dir / "results.csv", index=False)
-    text = markdown(table)
+    text = markdown(table, store.cells(keys))
     (report_dir / "summary.md").write_text(text + "\n")
     figures = plots(table, report_dir) if not table.empty else []
     return {"computed": computed, "skipped": skipped, "seconds": time.perf_counter() - t0,
