@@ -60,6 +60,17 @@ def _pipeline_for(dataset: str, spec: dict) -> dict | None:
     return spec
 
 
+def _dataset_folds(experiment: dict, dataset: str, store_root):
+    """(labelled windows of ``dataset``, its protocol spec, its folds)."""
+    windows = WindowDataset([Path(store_root) / dataset])
+    windows = windows.subset(np.flatnonzero(windows.table["label"].to_numpy() >= 0))
+    protocol_spec = experiment["protocols"].get(dataset) or experiment["protocols"]["default"]
+    kwargs = dict(protocol_spec)
+    protocol = make_protocol(kwargs.pop("name"), **kwargs)
+    folds = list(protocol.split(windows.table))[:experiment.get("max_folds") or None]
+    return windows, protocol_spec, folds
+
+
 def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
                   report_dir=None) -> dict:
     """Run (or resume) an experiment: cells go to ``out_dir/cells`` (shared by re-runs and
@@ -80,18 +91,12 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     keys = []
     t0 = time.perf_counter()
     for dataset in experiment["datasets"]:
-        windows = WindowDataset([Path(store_root) / dataset])
-        windows = windows.subset(np.flatnonzero(windows.table["label"].to_numpy() >= 0))
+        windows, protocol_spec, folds = _dataset_folds(experiment, dataset, store_root)
+        protocol_name = protocol_spec["name"]
         n_classes = len(windows.stores[0].classes)
         y_true = windows.table["label"].to_numpy()
         groups = subject_groups(windows.table)
         has_subjects = bool((windows.table["subject"].astype(str) != NO_SUBJECT).any())
-        protocol_spec = (experiment["protocols"].get(dataset)
-                         or experiment["protocols"]["default"])
-        pspec = dict(protocol_spec)
-        protocol_name = pspec.pop("name")
-        protocol = make_protocol(protocol_name, **pspec)
-        folds = list(protocol.split(windows.table))[:experiment.get("max_folds") or None]
         for pname, raw_spec in experiment["pipelines"].items():
             pipe_spec = _pipeline_for(dataset, raw_spec)
             if pipe_spec is None:
