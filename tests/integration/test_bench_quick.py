@@ -67,11 +67,11 @@ def test_rerun_computes_nothing(quick_run):
 
 
 def test_multirun_sweep_shares_finished_cells(quick_run):
-    """A sweep over epochs: the job whose setting matches the finished run computes nothing,
-    the other only its own cell, and each job reports only its own cells."""
+    """A sweep over the head's learning rate: the job whose setting matches the finished run
+    computes nothing, the other only its own cell, and each job reports only its cells."""
     cwd, store_root, _ = quick_run
     stdout = _bench(cwd, store_root, "datasets=[bonn]", "max_folds=1",
-                    "pipelines.criss_cross_finetune.epochs=2,1", flags=["-m"])
+                    "pipelines.criss_cross_finetune.head_lr=1e-3,3e-3", flags=["-m"])
     computed = [int(n) for n in re.findall(r"(\d+) cells computed", stdout)]
     assert computed == [0, 1]
     for report in re.findall(r"tables and plots in (\S+),", stdout):
