@@ -2,7 +2,7 @@
 
 Every pipeline has ``run_fold(windows, split, seed) -> FoldPrediction``; model selection (early
 stopping, checkpoint choice) only ever looks at the fold's validation rows. A backbone enters
-through :func:`load_backbone` (one small adapter per family; the criss-cross one is here).
+through its family's adapter (:mod:`brainfm.models.adapters`).
 """
 from __future__ import annotations
 
@@ -27,13 +27,18 @@ class FoldPrediction:
     info: dict = field(default_factory=dict)
 
 
+def uses_pretrained_weights(spec: dict) -> bool:
+    """Whether a pipeline spec starts from its checkpoint's weights: not when it trains from
+    scratch or its backbone says ``pretrained: false`` (the architecture only)."""
+    return spec.get("kind") != "scratch" and (spec.get("backbone") or {}).get("pretrained", True)
+
+
 def load_backbone(spec: dict, n_classes: int, windows: WindowDataset,
                   pretrained: bool = True) -> torch.nn.Module:
     """A backbone of ``spec["family"]`` (default criss_cross) with a fresh classification head.
 
     ``spec``: ``checkpoint`` (a model file) and/or ``model`` (constructor arguments), optional
-    ``overrides``, ``head`` (one of the family's heads, default ``pooled``) and ``pretrained``
-    (false: the checkpoint's architecture only).
+    ``overrides`` and ``head`` (one of the family's heads, default ``pooled``).
     ``pretrained=False`` gives the same architecture randomly initialised.
     """
     from ..models.adapters import get_adapter
@@ -83,12 +88,23 @@ class ProbePipeline:
 
         self.backbone, self.cache = backbone, FeatureCache(cache_dir)
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
+        self._features: dict[int, np.ndarray] = {}
+
+    def _data(self, windows: WindowDataset) -> np.ndarray:
+        """The dataset's features, built (or read from the disk cache) once, not per fold."""
+        key = id(windows)
+        if key not in self._features:
+            torch.manual_seed(0)  # the same random backbone for every fold and seed
+            model = self.adapter.load(self.backbone,
+                                      pretrained=uses_pretrained_weights({"backbone":
+                                                                          self.backbone}))
+            self._features = {key: self.cache.features(model, windows,
+                                                       self.adapter.features)[0]}
+        return self._features[key]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         n_classes = len(windows.stores[0].classes)
-        torch.manual_seed(0)  # the same random backbone for every fold and seed
-        model = self.adapter.load(self.backbone, pretrained=self.backbone.get("pretrained", True))
-        feats, _ = self.cache.features(model, windows, self.adapter.features)
+        feats = self._data(windows)
         y = windows.table["label"].to_numpy()
         clf = linear_probe(seed).fit(feats[split.train], y[split.train])
         return FoldPrediction(split.test, clf.predict(feats[split.test]),
@@ -120,8 +136,8 @@ class NeuralPipeline:
             return cls(n_chans=int(t["n_channels"].max()), n_outputs=n_classes,
                        n_times=int(t["n_samples"].iloc[0]), sfreq=windows.stores[0].sfreq)
         spec = self.backbone or {}
-        return load_backbone(spec, n_classes, windows,
-                             pretrained=self.kind == "finetune" and spec.get("pretrained", True))
+        return load_backbone(spec, n_classes, windows, pretrained=uses_pretrained_weights(
+            {"kind": self.kind, "backbone": spec}))
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         with quiet_lightning():

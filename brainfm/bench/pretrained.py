@@ -17,9 +17,9 @@ recordings is a transductive advantage the baselines do not get.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
+from ..data.store import atomic_write_bytes
 from .protocols import LeakageError
 
 
@@ -59,10 +59,7 @@ def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[
         print(f"brainfm-bench: pretraining {path} on {', '.join(corpus)} "
               f"(brainfm-pretrain {' '.join(overrides)})")
         result = run_pretrain(compose_config(overrides, config_name="pretrain"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        shutil.copyfile(result["model_file"], tmp)
-        tmp.replace(path)
+        atomic_write_bytes(path, Path(result["model_file"]).read_bytes())
     return paths
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..data.groups import NO_SUBJECT, subject_groups
 from ..data.loading import WindowDataset
 from .metrics import classification_metrics
-from .pipelines import make_pipeline
+from .pipelines import make_pipeline, uses_pretrained_weights
 from .pretrained import check_pretraining_disjoint, checkpoint_for
 from .protocols import make_protocol
 from .report import markdown, plots
@@ -101,11 +101,10 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
             pipe_spec = _pipeline_for(dataset, raw_spec)
             if pipe_spec is None:
                 continue
-            backbone = pipe_spec.get("backbone") or {}
-            checkpoint = backbone.get("checkpoint")
+            checkpoint = (pipe_spec.get("backbone") or {}).get("checkpoint")
             weights = file_digest(checkpoint) if checkpoint else None
-            uses_weights = pipe_spec.get("kind") != "scratch" and backbone.get("pretrained", True)
-            if checkpoint and uses_weights and not experiment.get("allow_pretraining_overlap"):
+            if checkpoint and uses_pretrained_weights(pipe_spec) and \
+                    not experiment.get("allow_pretraining_overlap"):
                 check_pretraining_disjoint(checkpoint, dataset, windows.stores[0])
             pipeline = make_pipeline(pipe_spec, cache_dir)
             for seed in experiment.get("seeds", [0]):
@@ -130,9 +129,9 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
                         computed += 1
                     bar.update(1)
                 bar.close()
-    table = store.table(keys)
+    table, cells = store.frames(keys)
     table.to_csv(report_dir / "results.csv", index=False)
-    text = markdown(table, store.cells(keys))
+    text = markdown(table, cells)
     (report_dir / "summary.md").write_text(text + "\n")
     figures = plots(table, report_dir) if not table.empty else []
     return {"computed": computed, "skipped": skipped, "seconds": time.perf_counter() - t0,
