@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import paired_wilcoxon
+from .metrics import aggregate, paired_wilcoxon
 
 MAIN_METRICS = ("balanced_accuracy", "cohen_kappa", "f1_weighted", "auroc", "auprc")
 
@@ -34,39 +34,46 @@ def per_subject(table: pd.DataFrame) -> pd.DataFrame:
             .mean().reset_index())
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """mean, sd and n across subjects or folds (and seeds) per dataset x pipeline x protocol x
-    metric."""
-    rows = scoring_units(table)
-    g = rows.groupby(["dataset", "pipeline", "protocol", "metric"])["value"]
-    return g.agg(mean="mean", sd="std", n="count").reset_index()
+def summary(table: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """Per (dataset, protocol): one row per pipeline with ``<metric>_mean``, ``<metric>_sd``
+    across subjects or folds (and seeds) and ``n``, by :func:`metrics.aggregate`; the metrics
+    are those the dataset's cells report."""
+    units = scoring_units(table)
+    out = {}
+    for (dataset, protocol), part in units.groupby(["dataset", "protocol"]):
+        unit = ["pipeline", "fold", "subject", "seed"]
+        # a table merged from several runs may score one unit twice: both rows count
+        part = part.assign(repeat=part.groupby(unit + ["metric"]).cumcount())
+        wide = part.pivot(index=unit + ["repeat"], columns="metric",
+                          values="value").reset_index()
+        metrics = [m for m in MAIN_METRICS if m in wide.columns]
+        out[dataset, protocol] = aggregate(wide, by=["pipeline"], metric_cols=metrics)
+    return out
 
 
 def markdown(table: pd.DataFrame, cells: pd.DataFrame | None = None) -> str:
     """One Markdown table per dataset: pipelines x metrics as mean +- sd across subjects;
-    with ``cells`` (:meth:`ResultsStore.cells`), the median seconds a fold took."""
+    with ``cells`` (:meth:`ResultsStore.frames`), the median seconds a fold took."""
     if table.empty:
         return "(no results)"
-    summ = summary(table)
     seconds = ({} if cells is None or "seconds" not in cells else
                cells.groupby(["dataset", "pipeline"])["seconds"].median().to_dict())
     out = []
-    for (dataset, protocol), part in summ.groupby(["dataset", "protocol"]):
-        metrics = [m for m in MAIN_METRICS if m in set(part["metric"])]
+    for (dataset, protocol), part in summary(table).items():
+        metrics = [m for m in MAIN_METRICS if f"{m}_mean" in part.columns]
         unit = unit_name(table, dataset)
         out += [f"### {dataset} ({protocol})", "",
                 "| pipeline | " + " | ".join(metrics) + f" | {unit} x seeds | s / fold |",
                 "|---|" + "---|" * (len(metrics) + 2)]
-        for pipeline, rows in part.groupby("pipeline"):
-            entries = []
-            for m in metrics:
-                r = rows[rows["metric"] == m]
-                entries.append("-" if r.empty or np.isnan(r["mean"].iloc[0]) else
-                             f"{r['mean'].iloc[0]:.3f} +- {np.nan_to_num(r['sd'].iloc[0]):.3f}")
-            n = int(rows["n"].max())
-            sec = seconds.get((dataset, pipeline))
+        for row in part.itertuples(index=False):
+            row = row._asdict()
+            entries = ["-" if np.isnan(row[f"{m}_mean"]) else
+                       f"{row[f'{m}_mean']:.3f} +- {np.nan_to_num(row[f'{m}_sd']):.3f}"
+                       for m in metrics]
+            sec = seconds.get((dataset, row["pipeline"]))
             timing = "-" if sec is None or np.isnan(sec) else f"{sec:.1f}"
-            out.append(f"| {pipeline} | " + " | ".join(entries) + f" | {n} | {timing} |")
+            out.append(f"| {row['pipeline']} | " + " | ".join(entries)
+                       + f" | {int(row['n'])} | {timing} |")
         out.append("")
         out += wilcoxon_lines(table, dataset, protocol)
     return "\n".join(out)

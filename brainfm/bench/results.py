@@ -47,22 +47,25 @@ class ResultsStore:
         return (sorted((self.root / "cells").glob("*.json")) if keys is None
                 else [self._path(k) for k in dict.fromkeys(keys)])
 
-    def cells(self, keys=None) -> pd.DataFrame:
-        """One row per cell: dataset, pipeline, fold, seed and what its pipeline reported
-        (``seconds``, ``epochs``, best validation score)."""
-        rows = []
-        for path in self._paths(keys):
-            config = json.loads(path.read_text())["config"]
-            rows.append({k: config.get(k) for k in ("dataset", "pipeline", "fold", "seed")}
-                        | dict(config.get("info") or {}))
-        return pd.DataFrame(rows)
+    def frames(self, keys=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(table, cells) of ``keys`` (default: every stored cell), each file read once.
 
-    def table(self, keys=None) -> pd.DataFrame:
-        """The rows of ``keys`` (default: every stored cell): dataset, pipeline, protocol,
-        fold, subject, seed, metric, value."""
-        rows = []
+        table: the tidy rows (dataset, pipeline, protocol, fold, subject, seed, metric,
+        value); cells: one row per cell with its dataset, pipeline, fold, seed and what its
+        pipeline reported (``seconds``, ``epochs``, best validation score).
+        """
+        rows, cells = [], []
         for path in self._paths(keys):
-            rows.extend(json.loads(path.read_text())["rows"])
+            doc = json.loads(path.read_text())
+            rows.extend(doc["rows"])
+            config = doc["config"]
+            cells.append({k: config.get(k) for k in ("dataset", "pipeline", "fold", "seed")}
+                         | dict(config.get("info") or {}))
         columns = ["dataset", "pipeline", "protocol", "fold", "subject", "seed", "metric",
                    "value"]
-        return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+        table = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+        return table, pd.DataFrame(cells)
+
+    def table(self, keys=None) -> pd.DataFrame:
+        """The tidy rows of ``keys`` (see :meth:`frames`)."""
+        return self.frames(keys)[0]
