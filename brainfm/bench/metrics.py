@@ -1,4 +1,4 @@
-"""Scores of one fold, their summary across subjects and seeds, and paired comparisons.
+"""Scores of one fold and the paired test of two models (summaries: report.py, stats.py).
 
 Metrics are scikit-learn's, chosen for imbalanced EEG tasks: balanced accuracy and Cohen's
 kappa for every task, weighted F1, and for binary tasks the threshold-free AUROC and AUPRC
@@ -72,27 +72,6 @@ def classification_metrics(y_true, y_pred, y_score=None, n_classes=None) -> dict
             out["auroc"] = roc_auc_score(y_true, s)
             out["auprc"] = average_precision_score(y_true, s)
     return {k: float(v) for k, v in out.items()}
-
-
-def aggregate(df: pd.DataFrame, by, metric_cols) -> pd.DataFrame:
-    """Mean and sample standard deviation of each metric across the rows of each group.
-
-    ``df`` has one row per (subject or fold, seed) result; grouping by, say,
-    ``["model", "protocol"]`` gives mean +/- sd across subjects and seeds together. Columns
-    ``<metric>_mean``, ``<metric>_sd`` (NaN for a single row) and ``n`` (rows in the group);
-    NaN scores are skipped.
-    """
-    by, metric_cols = list(by), list(metric_cols)
-    missing = [c for c in by + metric_cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"columns {missing} not in the results table ({list(df.columns)})")
-    grouped = df.groupby(by, sort=True, dropna=False)[metric_cols]
-    mean, sd = grouped.mean(), grouped.std(ddof=1)
-    out = pd.concat({"mean": mean, "sd": sd}, axis=1)
-    out.columns = [f"{metric}_{stat}" for stat, metric in out.columns]
-    out = out[[f"{m}_{s}" for m in metric_cols for s in ("mean", "sd")]]
-    out["n"] = grouped.size()
-    return out.reset_index()
 
 
 def paired_wilcoxon(scores_a, scores_b, zero_method: str = "wilcox",

@@ -1,5 +1,12 @@
-"""Tables and plots from the tidy results: mean +- sd across subjects (or folds, where a
-dataset has no subject ids) and seeds, paired tests."""
+"""Tables and plots from the tidy results.
+
+The unit a conclusion is about is the subject (or the fold, where a dataset has no subject
+ids or a single subject): each unit's score is first averaged over seeds, then summarised as
+mean +- sd across units; the spread across seeds is reported separately. Every pair of
+pipelines on a dataset is compared with a paired Wilcoxon test, corrected within that
+dataset's family (Holm and Benjamini-Hochberg), with paired effect sizes and a hierarchical
+bootstrap CI (:mod:`brainfm.bench.stats`).
+"""
 from __future__ import annotations
 
 from itertools import combinations
@@ -8,103 +15,163 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import aggregate, paired_wilcoxon
+from .metrics import paired_wilcoxon
+from .stats import (benjamini_hochberg, cohens_dz, hierarchical_bootstrap, holm,
+                    rank_biserial, seed_summary)
 
 MAIN_METRICS = ("balanced_accuracy", "cohen_kappa", "f1_weighted", "auroc", "auprc")
+TEST_METRIC = "balanced_accuracy"
 
 
 def scoring_units(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows statistics run over: per-subject rows, or, for a dataset scored per fold only
-    (no subject ids), its fold rows with the fold's name in ``subject``."""
+    """The rows statistics run over: per-subject rows; for a dataset scored per fold only (no
+    subject ids) or with a single subject (within-subject folds), its fold rows with the
+    fold's name in ``subject``."""
     by_subject = table["subject"] != "__fold__"
-    fold_only = ~table["dataset"].isin(table.loc[by_subject, "dataset"].unique())
-    folds = table[fold_only].assign(subject=lambda t: t["fold"].astype(str))
-    return pd.concat([table[by_subject], folds], ignore_index=True)
+    n_subjects = table[by_subject].groupby("dataset")["subject"].nunique()
+    fold_only = ~table["dataset"].isin(n_subjects[n_subjects >= 2].index)
+    folds = table[fold_only & ~by_subject].assign(subject=lambda t: t["fold"].astype(str))
+    return pd.concat([table[by_subject & ~fold_only], folds], ignore_index=True)
 
 
 def unit_name(table: pd.DataFrame, dataset: str) -> str:
-    rows = table[table["dataset"] == dataset]
-    return "folds" if (rows["subject"] == "__fold__").all() else "subjects"
+    """What a dataset's statistics count: ``subjects`` or ``folds``."""
+    rows = table[(table["dataset"] == dataset) & (table["subject"] != "__fold__")]
+    return "subjects" if rows["subject"].nunique() >= 2 else "folds"
+
+
+def unit_seed_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Scores per (dataset, pipeline, protocol, subject or fold, seed, metric): a unit scored
+    by several folds of one seed (within-subject k-fold) or twice in a merged table is
+    averaged."""
+    rows = scoring_units(table)
+    return (rows.groupby(["dataset", "pipeline", "protocol", "subject", "seed", "metric"])
+            ["value"].mean().reset_index())
 
 
 def per_subject(table: pd.DataFrame) -> pd.DataFrame:
     """Scores per (dataset, pipeline, protocol, subject or fold), averaged over seeds."""
-    rows = scoring_units(table)
-    return (rows.groupby(["dataset", "pipeline", "protocol", "subject", "metric"])["value"]
+    return (unit_seed_scores(table)
+            .groupby(["dataset", "pipeline", "protocol", "subject", "metric"])["value"]
             .mean().reset_index())
 
 
+def _matrix(scores: pd.DataFrame, units=None) -> pd.DataFrame:
+    """(units, seeds) matrix of one pipeline's scores (NaN where a seed is missing)."""
+    m = scores.pivot(index="subject", columns="seed", values="value")
+    return m if units is None else m.reindex(units)
+
+
 def summary(table: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    """Per (dataset, protocol): one row per pipeline with ``<metric>_mean``, ``<metric>_sd``
-    across subjects or folds (and seeds) and ``n``, by :func:`metrics.aggregate`; the metrics
-    are those the dataset's cells report."""
-    units = scoring_units(table)
+    """Per (dataset, protocol): one row per pipeline with ``<metric>_mean`` and
+    ``<metric>_sd`` across units of the seed-averaged score, ``<metric>_seed_sd`` (spread
+    across seeds of the unit-mean score), ``n`` units and ``n_seeds``."""
+    scores = unit_seed_scores(table)
     out = {}
-    for (dataset, protocol), part in units.groupby(["dataset", "protocol"]):
-        unit = ["pipeline", "fold", "subject", "seed"]
-        # a table merged from several runs may score one unit twice: both rows count
-        part = part.assign(repeat=part.groupby(unit + ["metric"]).cumcount())
-        wide = part.pivot(index=unit + ["repeat"], columns="metric",
-                          values="value").reset_index()
-        metrics = [m for m in MAIN_METRICS if m in wide.columns]
-        out[dataset, protocol] = aggregate(wide, by=["pipeline"], metric_cols=metrics)
+    for (dataset, protocol), part in scores.groupby(["dataset", "protocol"]):
+        metrics = [m for m in MAIN_METRICS if m in set(part["metric"])]
+        rows = []
+        for pipeline, pp in part.groupby("pipeline"):
+            row = {"pipeline": pipeline}
+            for metric in metrics:
+                s = seed_summary(_matrix(pp[pp["metric"] == metric]).to_numpy())
+                row |= {f"{metric}_mean": s["mean"], f"{metric}_sd": s["sd"],
+                        f"{metric}_seed_sd": s["seed_sd"]}
+                if metric == metrics[0]:
+                    row |= {"n": s["n"], "n_seeds": s["n_seeds"]}
+            rows.append(row)
+        out[dataset, protocol] = pd.DataFrame(rows)
     return out
 
 
+def pairwise_tests(table: pd.DataFrame, dataset: str, protocol: str,
+                   metric: str = TEST_METRIC, n_boot: int = 2000, seed: int = 0
+                   ) -> pd.DataFrame:
+    """Every pair of pipelines on one dataset: Wilcoxon signed-rank across units (subjects
+    or folds, seed-averaged), Holm and Benjamini-Hochberg adjusted over this family, and
+    effects of a - b: median and mean difference with a 95 % bootstrap CI (subjects, then
+    seeds within subject, resampled), rank-biserial r and Cohen's d_z."""
+    scores = unit_seed_scores(table)
+    part = scores[(scores["dataset"] == dataset) & (scores["protocol"] == protocol)
+                  & (scores["metric"] == metric)]
+    rows = []
+    for a, b in combinations(sorted(part["pipeline"].unique()), 2):
+        ma, mb = (_matrix(part[part["pipeline"] == p]) for p in (a, b))
+        units = ma.index.intersection(mb.index)
+        ma, mb = ma.loc[units], mb.loc[units]
+        sa, sb = ma.mean(axis=1), mb.mean(axis=1)
+        test = paired_wilcoxon(sa, sb)
+        diff = (sa - sb).to_numpy()
+        est, lo, hi = hierarchical_bootstrap(ma.to_numpy(), mb.to_numpy(), n_boot=n_boot,
+                                             seed=seed)
+        rows.append({"a": a, "b": b, "n": test["n"], "median_diff": test["median_difference"],
+                     "mean_diff": est, "ci_low": lo, "ci_high": hi,
+                     "rank_biserial": rank_biserial(diff), "cohens_dz": cohens_dz(diff),
+                     "p": test["p_value"], "note": test["message"]})
+    out = pd.DataFrame(rows, columns=["a", "b", "n", "median_diff", "mean_diff", "ci_low",
+                                      "ci_high", "rank_biserial", "cohens_dz", "p", "note"])
+    out["p_holm"] = holm(out["p"].to_numpy())
+    out["q_bh"] = benjamini_hochberg(out["p"].to_numpy())
+    return out
+
+
+def _fmt(x: float, spec: str = ".3f") -> str:
+    return "-" if x is None or not np.isfinite(x) else format(x, spec)
+
+
 def markdown(table: pd.DataFrame, cells: pd.DataFrame | None = None) -> str:
-    """One Markdown table per dataset: pipelines x metrics as mean +- sd across subjects;
-    with ``cells`` (:meth:`ResultsStore.frames`), the median seconds a fold took."""
+    """Per dataset: pipelines x metrics as mean +- sd across units (subjects or folds) of the
+    seed-averaged score, the seed spread of the first metric, with ``cells``
+    (:meth:`ResultsStore.frames`) the median seconds and selected epoch per fold; then the
+    corrected pairwise tests."""
     if table.empty:
         return "(no results)"
-    seconds = ({} if cells is None or "seconds" not in cells else
-               cells.groupby(["dataset", "pipeline"])["seconds"].median().to_dict())
+    per_cell = pd.DataFrame() if cells is None else cells
+    medians = {col: (per_cell.groupby(["dataset", "pipeline"])[col].median().to_dict()
+                     if col in per_cell else {}) for col in ("seconds", "selected_epoch")}
     out = []
     for (dataset, protocol), part in summary(table).items():
         metrics = [m for m in MAIN_METRICS if f"{m}_mean" in part.columns]
         unit = unit_name(table, dataset)
         out += [f"### {dataset} ({protocol})", "",
-                "| pipeline | " + " | ".join(metrics) + f" | {unit} x seeds | s / fold |",
-                "|---|" + "---|" * (len(metrics) + 2)]
-        for row in part.itertuples(index=False):
-            row = row._asdict()
-            entries = ["-" if np.isnan(row[f"{m}_mean"]) else
+                f"Mean +- sd across {unit} of each {unit[:-1]}'s seed-averaged score; "
+                f"'seed sd': sd across seeds of the mean over {unit} ({metrics[0]}).", "",
+                "| pipeline | " + " | ".join(metrics)
+                + f" | {unit} | seeds | seed sd | s / fold | selected epoch |",
+                "|---|" + "---|" * (len(metrics) + 5)]
+        for row in part.to_dict("records"):
+            entries = ["-" if not np.isfinite(row[f"{m}_mean"]) else
                        f"{row[f'{m}_mean']:.3f} +- {np.nan_to_num(row[f'{m}_sd']):.3f}"
                        for m in metrics]
-            sec = seconds.get((dataset, row["pipeline"]))
-            timing = "-" if sec is None or np.isnan(sec) else f"{sec:.1f}"
+            key = (dataset, row["pipeline"])
+            sec, epoch = (medians[c].get(key, np.nan) for c in ("seconds", "selected_epoch"))
             out.append(f"| {row['pipeline']} | " + " | ".join(entries)
-                       + f" | {int(row['n'])} | {timing} |")
+                       + f" | {int(row['n'])} | {int(row['n_seeds'])} | "
+                       f"{_fmt(row[f'{metrics[0]}_seed_sd'])} | {_fmt(sec, '.1f')} | "
+                       f"{_fmt(epoch, '.0f')} |")
         out.append("")
-        out += wilcoxon_lines(table, dataset, protocol)
+        out += test_lines(table, dataset, protocol)
     return "\n".join(out)
 
 
-def wilcoxon_lines(table, dataset, protocol, metric="balanced_accuracy") -> list[str]:
-    """Paired Wilcoxon signed-rank tests across subjects (or folds) between every two
-    pipelines, as a matrix: the cell of row a, column b holds p and the median of a - b."""
-    subj = per_subject(table)
-    part = subj[(subj["dataset"] == dataset) & (subj["protocol"] == protocol)
-                & (subj["metric"] == metric)]
-    pipes = sorted(part["pipeline"].unique())
-    if len(pipes) < 2:
+def test_lines(table, dataset, protocol, metric=TEST_METRIC) -> list[str]:
+    """The pairwise tests of one dataset as a Markdown table (see :func:`pairwise_tests`)."""
+    tests = pairwise_tests(table, dataset, protocol, metric)
+    if tests.empty:
         return []
     unit = unit_name(table, dataset)
-    lines = [f"Paired Wilcoxon signed-rank tests on {metric} across {unit} (p; median "
-             "difference row - column; '-' where no test can run):", "",
-             "| | " + " | ".join(pipes[1:]) + " |", "|---|" + "---|" * (len(pipes) - 1)]
-    for i, a in enumerate(pipes[:-1]):
-        cells = []
-        for j, b in enumerate(pipes[1:], start=1):
-            if j <= i:
-                cells.append("")
-                continue
-            sa = part[part["pipeline"] == a].set_index("subject")["value"]
-            sb = part[part["pipeline"] == b].set_index("subject")["value"]
-            common = sa.index.intersection(sb.index)
-            res = paired_wilcoxon(sa.loc[common], sb.loc[common])
-            cells.append(f"{res['p_value']:.2g} ({res['median_difference']:+.3f}, n={res['n']})"
-                         if np.isfinite(res["p_value"]) else "-")
-        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    lines = [f"Paired Wilcoxon signed-rank tests on {metric} across {unit} "
+             f"({len(tests)} pairs; p adjusted within this dataset's family: Holm, and "
+             "Benjamini-Hochberg q). Effects are a - b: median and mean difference with a "
+             f"95 % CI from a bootstrap over {unit} then seeds, rank-biserial r, Cohen's d_z.",
+             "", "| a | b | n | median a-b | mean a-b [95 % CI] | r | d_z | p | p Holm | q BH |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in tests.to_dict("records"):
+        lines.append(f"| {r['a']} | {r['b']} | {r['n']} | {_fmt(r['median_diff'], '+.3f')} | "
+                     f"{_fmt(r['mean_diff'], '+.3f')} [{_fmt(r['ci_low'], '+.3f')}, "
+                     f"{_fmt(r['ci_high'], '+.3f')}] | {_fmt(r['rank_biserial'], '+.2f')} | "
+                     f"{_fmt(r['cohens_dz'], '+.2f')} | {_fmt(r['p'], '.2g')} | "
+                     f"{_fmt(r['p_holm'], '.2g')} | {_fmt(r['q_bh'], '.2g')} |")
     return lines + [""]
 
 

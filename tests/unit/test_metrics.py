@@ -1,4 +1,4 @@
-"""Metrics against scikit-learn and hand computation; aggregation; the paired Wilcoxon test."""
+"""Metrics against scikit-learn and hand computation; the paired Wilcoxon test."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import wilcoxon
 from sklearn import metrics as skm
 
-from brainfm.bench.metrics import (BINARY_KEYS, MULTICLASS_KEYS, aggregate,
+from brainfm.bench.metrics import (BINARY_KEYS, MULTICLASS_KEYS,
                                    classification_metrics, paired_wilcoxon)
 
 
@@ -60,25 +60,6 @@ def test_binary_edge_cases():
         classification_metrics([0, 2], [0, 1], n_classes=2)
     with pytest.raises(ValueError, match="equal length"):
         classification_metrics([0, 1], [0])
-
-
-def test_aggregate_mean_and_sd_across_subjects_and_seeds():
-    df = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 2,
-                       "subject": ["01", "01", "02", "02", "01", "02"],
-                       "seed": [0, 1, 0, 1, 0, 0],
-                       "balanced_accuracy": [0.6, 0.7, 0.8, 0.9, 0.5, 0.5],
-                       "cohen_kappa": [0.2, 0.4, 0.6, np.nan, 0.0, 0.1]})
-    out = aggregate(df, by=["model"], metric_cols=["balanced_accuracy", "cohen_kappa"])
-    assert list(out.columns) == ["model", "balanced_accuracy_mean", "balanced_accuracy_sd",
-                                 "cohen_kappa_mean", "cohen_kappa_sd", "n"]
-    a = out.set_index("model").loc["a"]
-    assert a["balanced_accuracy_mean"] == pytest.approx(0.75)
-    assert a["balanced_accuracy_sd"] == pytest.approx(np.std([0.6, 0.7, 0.8, 0.9], ddof=1))
-    assert a["cohen_kappa_mean"] == pytest.approx(0.4)                   # NaN skipped
-    assert a["n"] == 4
-    assert out.set_index("model").loc["b", "balanced_accuracy_sd"] == 0.0
-    with pytest.raises(ValueError, match="auroc"):
-        aggregate(df, by=["model"], metric_cols=["auroc"])
 
 
 def test_paired_wilcoxon_matches_scipy():
