@@ -56,8 +56,8 @@ def test_quick_experiment_end_to_end(quick_run):
     cca = ba[(ba["pipeline"] == "cca")]["value"].mean()
     assert cca > 0.4, f"SSVEP CCA at {cca:.2f}: the sanity anchor is far above 0.25"
     summary = open(f"{_report_dir(stdout)}/summary.md").read()
-    assert "| folds x seeds |" in summary and "| subjects x seeds |" in summary
-    assert "Paired Wilcoxon" in summary
+    assert "| folds | seeds |" in summary and "| subjects | seeds |" in summary
+    assert "Paired Wilcoxon" in summary and "p Holm" in summary
     assert "42 cells computed, 0 already done" in stdout
 
 
