@@ -1,0 +1,169 @@
+"""The EEGDM-style diffusion denoiser: one channel at a time through gated S4D blocks.
+
+Every channel of every window is an independent sequence (batch x channels folded), so any
+montage goes through. What the network knows about a channel is a conditioning vector built
+from its sensor features (position, orientation, type; see brainfm.data.sensors), added with
+the diffusion-step embedding to every block. A channel without a position (a single-channel
+segment, a bipolar derivation) has xyz = 0 and ``has_position = 0``: it gets the learned
+"unknown position" code of its sensor type, never the code of a sensor at the origin.
+
+Read top to bottom: timestep embedding -> channel code -> GatedS4DBlock -> DiffusionDenoiser.
+``channel_conditioning="index"`` replaces the sensor code by a table of channel indices, the
+reference's layout, so its weights load (brainfm.models.eegdm_import).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..data.sensors import N_SENSOR_FEATURES, SENSOR_TYPE_IDS
+from .s4d import S4D
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """(M,) diffusion steps -> (M, dim): [sin(t w_k), cos(t w_k)], w_k = 1e4^(-k/(dim/2-1))."""
+    if dim % 2 or dim < 4:
+        raise ValueError(f"timestep embedding width {dim} must be even and >= 4")
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) / (half - 1)
+                      * torch.arange(half, device=t.device, dtype=torch.float32))
+    angles = t.float()[:, None] * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def _mlp(d_in: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_out), nn.SiLU(), nn.Linear(d_out, d_out), nn.SiLU())
+
+
+class SensorCode(nn.Module):
+    """(…, 8) sensor features -> (…, d): linear in (xyz, orientation, has_position) plus an
+    embedding of the sensor type."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.geometry = nn.Linear(7, d)
+        self.type_embedding = nn.Embedding(max(SENSOR_TYPE_IDS.values()) + 1, d)
+
+    def forward(self, sensors: torch.Tensor) -> torch.Tensor:
+        geom = torch.cat([sensors[..., :6], sensors[..., 7:8]], dim=-1)
+        return self.geometry(geom) + self.type_embedding(sensors[..., 6].long())
+
+
+class GatedS4DBlock(nn.Module):
+    """LayerNorm + conditioning -> Linear(d, 2d) -> S4D -> sigmoid(gate) * tanh(filter)
+    -> skip output, and a residual output (block input added) for the next block."""
+
+    def __init__(self, d_model: int, d_cond: int, d_state: int, is_last: bool = False):
+        super().__init__()
+        self.cond = nn.Linear(d_cond, d_model)
+        nn.init.zeros_(self.cond.weight)
+        nn.init.zeros_(self.cond.bias)
+        self.norm = nn.LayerNorm(d_model)
+        self.expand = nn.Linear(d_model, 2 * d_model)
+        self.ssm = S4D(2 * d_model, d_state, bidirectional=True)
+        self.residual = None if is_last else nn.Linear(d_model, d_model)
+        self.skip = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor):
+        """``x`` (M, L, d), ``cond`` (M, 1, d_cond) -> (next input or None, skip, gate)."""
+        h = self.ssm(self.expand(self.norm(x) + self.cond(cond)))
+        gate, filt = h.chunk(2, dim=-1)
+        gate = torch.sigmoid(gate)
+        inter = gate * torch.tanh(filt)
+        nxt = None if self.residual is None else self.residual(inter) + x
+        return nxt, self.skip(inter), gate
+
+
+class DiffusionDenoiser(nn.Module):
+    """Predicts the diffusion target (v, noise or signal) of noisy single-channel sequences.
+
+    ``forward(x_t, t, sensors, channel_mask)`` takes windows (B, C, T) or patches
+    (B, C, N, P) and returns the same shape (padded channels give zeros);
+    ``denoise(seq, t, code)`` is the per-sequence core on (M, T).
+    """
+
+    def __init__(self, d_model: int = 128, d_state: int = 128, n_layers: int = 20,
+                 d_cond: int = 512, d_time_embed: int = 128,
+                 channel_conditioning: str = "sensor", n_channel_ids: int = 22,
+                 sfreq: float = 200.0, patch_len: int = 200):
+        super().__init__()
+        if channel_conditioning not in ("sensor", "index"):
+            raise ValueError(f"channel_conditioning={channel_conditioning!r}; "
+                             "use 'sensor' (any montage) or 'index' (the reference's table)")
+        self.config = dict(d_model=d_model, d_state=d_state, n_layers=n_layers, d_cond=d_cond,
+                           d_time_embed=d_time_embed,
+                           channel_conditioning=channel_conditioning,
+                           n_channel_ids=n_channel_ids, sfreq=sfreq, patch_len=patch_len)
+        self.family = "diffusion"
+        self.patch_len, self.d_model, self.d_time_embed = patch_len, d_model, d_time_embed
+        self.input = nn.Sequential(nn.Linear(1, d_model), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            GatedS4DBlock(d_model, d_cond, d_state, is_last=i == n_layers - 1)
+            for i in range(n_layers))
+        self.out_hidden = nn.Linear(d_model, d_model)
+        nn.init.kaiming_normal_(self.out_hidden.weight)
+        self.out = nn.Linear(d_model, 1)  # zero: the untrained model predicts zeros
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.time_mlp = _mlp(d_time_embed, d_cond)
+        self.channel_code = (SensorCode(d_time_embed) if channel_conditioning == "sensor"
+                             else nn.Embedding(n_channel_ids, d_time_embed))
+        self.channel_mlp = _mlp(d_time_embed, d_cond)
+
+    # ---- the per-sequence core --------------------------------------------------------------
+    def conditioning(self, t: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
+        """(M, d_cond): timestep code + channel code. ``channel`` is (M, 8) sensor
+        features, or (M,) channel indices with ``channel_conditioning="index"``."""
+        return (self.time_mlp(timestep_embedding(t, self.d_time_embed))
+                + self.channel_mlp(self.channel_code(channel)))
+
+    def denoise(self, seq: torch.Tensor, t: torch.Tensor, channel: torch.Tensor,
+                return_gates: bool = False):
+        """``seq`` (M, T) noisy sequences, ``t`` (M,) steps -> (M, T) prediction (and the
+        gate activations of every block, (M, T, d) each, with ``return_gates``)."""
+        cond = self.conditioning(t, channel)[:, None, :]
+        h = self.input(seq[..., None])
+        skips, gates = 0, []
+        for block in self.blocks:
+            h, skip, gate = block(h, cond)
+            skips = skips + skip
+            if return_gates:
+                gates.append(gate)
+        y = self.out(torch.relu(self.out_hidden(skips)))[..., 0]
+        return (y, gates) if return_gates else y
+
+    # ---- windows of a batch ----------------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: torch.Tensor, sensors: torch.Tensor | None = None,
+                channel_mask: torch.Tensor | None = None,
+                channel_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (B, C, T) or (B, C, N, P) noisy windows, ``t`` (B,) steps; ``sensors``
+        (B, C, 8) (or ``channel_index`` (B, C) in index mode). Padded channels
+        (``channel_mask`` False) are skipped and returned as zeros."""
+        shape = x.shape
+        seq = x.reshape(shape[0], shape[1], -1)
+        b, c, _ = seq.shape
+        channel = self._channel_inputs(b, c, sensors, channel_index)
+        valid = (torch.ones(b, c, dtype=torch.bool, device=x.device) if channel_mask is None
+                 else channel_mask.bool())
+        steps = t.reshape(-1, 1).expand(b, c)
+        out = torch.zeros_like(seq)
+        out[valid] = self.denoise(seq[valid], steps[valid], channel[valid]).to(out.dtype)
+        return out.reshape(shape)
+
+    def _channel_inputs(self, b, c, sensors, channel_index) -> torch.Tensor:
+        if self.config["channel_conditioning"] == "index":
+            if channel_index is None:
+                raise ValueError("this denoiser (channel_conditioning='index', the reference's "
+                                 "layout) needs channel_index (B, C) of ints "
+                                 f"< {self.config['n_channel_ids']}")
+            return channel_index.long()
+        if sensors is None or sensors.shape[-1] != N_SENSOR_FEATURES:
+            got = None if sensors is None else tuple(sensors.shape)
+            raise ValueError(f"the denoiser needs sensor features (B, C, {N_SENSOR_FEATURES}) "
+                             f"(got {got}); pass sensors=batch['sensors']")
+        return sensors.to(torch.float32)
+
+
+__all__ = ["DiffusionDenoiser", "GatedS4DBlock", "SensorCode", "timestep_embedding"]
