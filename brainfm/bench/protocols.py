@@ -194,8 +194,12 @@ def _fold_rng(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(key.encode())])
 
 
-def _n_val(spec, n_available: int, what: str) -> int:
-    """Validation groups to draw: an int count or a fraction in [0, 1); leaves >= 1 to train."""
+def _n_val(spec, n_available: int, what: str, minimum: int = 0) -> int:
+    """Validation groups to draw: an int count or a fraction in [0, 1); leaves >= 1 to train.
+
+    With validation asked for, at least ``minimum`` groups where the data allow it (at most
+    half of the available ones, so that training keeps the larger part).
+    """
     if isinstance(spec, (bool, np.bool_)):
         raise ValueError(f"validation size must be an int or a fraction, got {spec!r}")
     if isinstance(spec, (int, np.integer)):
@@ -207,6 +211,8 @@ def _n_val(spec, n_available: int, what: str) -> int:
         if not 0.0 <= frac < 1.0:
             raise ValueError(f"validation fraction must be in [0, 1), got {spec}")
         n = max(int(round(frac * n_available)), 1) if frac > 0 else 0
+    if n:
+        n = max(n, min(int(minimum), n_available // 2))
     if n and n >= n_available:
         raise ValueError(f"cannot hold out {n} validation {what}(s) from {n_available} "
                          f"training {what}(s): none would be left to train on")
@@ -300,12 +306,17 @@ class LeaveOneSubjectOut(_Protocol):
     seed : int
         Fixes the validation draw; each fold's draw depends on the seed and its test subject
         only, so adding a fold never reshuffles the others.
+    min_val_subjects : int
+        At least this many validation subjects where the dataset allows it (at most half of
+        the training subjects): a fraction of a small dataset would otherwise select the
+        epoch on one subject's handful of windows.
     """
 
     coverage_level = "subject"
 
-    def __init__(self, val_subjects=1, seed: int = 0):
+    def __init__(self, val_subjects=1, seed: int = 0, min_val_subjects: int = 0):
         self.val_subjects, self.seed = val_subjects, int(seed)
+        self.min_val_subjects = int(min_val_subjects)
 
     def _splits(self, t):
         _require_subjects(t, "LeaveOneSubjectOut")
@@ -316,8 +327,8 @@ class LeaveOneSubjectOut(_Protocol):
         single = t["dataset"].nunique() == 1
         for s in subjects:
             rest = [u for u in subjects if u != s]
-            val = _draw(rest, _n_val(self.val_subjects, len(rest), "subject"),
-                        _fold_rng(self.seed, s))
+            val = _draw(rest, _n_val(self.val_subjects, len(rest), "subject",
+                                     self.min_val_subjects), _fold_rng(self.seed, s))
             is_val = np.isin(keys, val)
             is_test = keys == s
             yield Split(f"test-subject={_short(s, single)}", np.flatnonzero(~is_val & ~is_test),
@@ -346,10 +357,15 @@ class GroupKFoldBySubject(_KFold):
 
     Subjects are shuffled with ``seed`` and dealt into ``n_splits`` folds of near-equal
     subject counts; each fold's validation subjects are a ``val_fraction`` of its training
-    subjects.
+    subjects, at least ``min_val_subjects`` where the data allow it.
     """
 
     coverage_level = "subject"
+
+    def __init__(self, n_splits: int = 5, val_fraction: float = 0.2, seed: int = 0,
+                 min_val_subjects: int = 0):
+        super().__init__(n_splits, val_fraction, seed)
+        self.min_val_subjects = int(min_val_subjects)
 
     def _splits(self, t):
         keys = group_keys(t, "subject")
@@ -361,8 +377,8 @@ class GroupKFoldBySubject(_KFold):
         for i, fold in enumerate(np.array_split(shuffled, self.n_splits)):
             name = f"fold={i + 1}/{self.n_splits}"
             rest = sorted(set(subjects) - set(fold))
-            val = _draw(rest, _n_val(self.val_fraction, len(rest), "subject"),
-                        _fold_rng(self.seed, name))
+            val = _draw(rest, _n_val(self.val_fraction, len(rest), "subject",
+                                     self.min_val_subjects), _fold_rng(self.seed, name))
             is_val, is_test = np.isin(keys, val), np.isin(keys, list(fold))
             yield Split(name, np.flatnonzero(~is_val & ~is_test), np.flatnonzero(is_val),
                         np.flatnonzero(is_test), name, "subject")
@@ -521,9 +537,75 @@ class CrossSession(_Protocol):
         return len(set(group_keys(t, "session")[self._eligible(t)]))
 
 
+class WithinSubjectKFold(_Protocol):
+    """Per subject, k folds over its runs (``by="recording"``) or sessions (``by="session"``):
+    MOABB's within-session style of evaluation for a dataset of one subject or a few.
+
+    Each subject's groups are dealt, in natural order, into ``min(n_splits, groups)`` folds;
+    each fold tests its groups, and trains (and validates) on the same subject's other groups
+    only. Validation: ``val_groups`` of the training groups, drawn with the seed, when at
+    least one more group is left to train; otherwise a label-stratified ``val_fraction`` of
+    the training trials (then train and validation share runs, never the test ones).
+    Subjects with fewer than two groups cannot be split this way and are left out; the
+    error says which when none is left.
+    """
+
+    def __init__(self, n_splits: int = 5, by: str = "recording", val_groups: int = 1,
+                 val_fraction: float = 0.2, seed: int = 0):
+        if by not in ("recording", "session"):
+            raise ValueError(f"by={by!r}: group folds by 'recording' (runs) or 'session'")
+        if int(n_splits) < 2:
+            raise ValueError(f"n_splits must be >= 2, got {n_splits}")
+        self.n_splits, self.by, self.val_groups = int(n_splits), by, int(val_groups)
+        self.val_fraction, self.seed = val_fraction, int(seed)
+        self.coverage_level = by
+
+    def _eligible(self, t) -> np.ndarray:
+        subj, grp = group_keys(t, "subject"), group_keys(t, self.by)
+        n_groups = pd.Series(grp).groupby(subj).nunique()
+        good = n_groups.index[n_groups >= 2]
+        if not len(good):
+            raise ValueError(f"WithinSubjectKFold(by={self.by!r}): no subject has >= 2 "
+                             f"{self.by}s to split ({self.by}s per subject: "
+                             f"{n_groups.to_dict()}); use by='session' or 'recording', or "
+                             "a cross-subject protocol")
+        return np.isin(subj, good)
+
+    def _coverage_rows(self, t):
+        return np.flatnonzero(self._eligible(t))
+
+    def _splits(self, t):
+        _require_labels(t, "WithinSubjectKFold")
+        eligible = self._eligible(t)
+        subj, grp = group_keys(t, "subject"), group_keys(t, self.by)
+        labels = t["label"].to_numpy()
+        single = t["dataset"].nunique() == 1
+        for s in sorted(set(subj[eligible]), key=_natural_key):
+            mine = eligible & (subj == s)
+            groups = sorted(set(grp[mine]), key=_natural_key)
+            k = min(self.n_splits, len(groups))
+            for i, held in enumerate(np.array_split(np.array(groups, object), k)):
+                name = f"subject={_short(s, single)} fold={i + 1}/{k}"
+                is_test = mine & np.isin(grp, list(held))
+                rest_groups = sorted(set(grp[mine & ~is_test]), key=_natural_key)
+                rng = _fold_rng(self.seed, name)
+                if self.val_groups and len(rest_groups) > self.val_groups:
+                    val = np.flatnonzero(np.isin(grp, _draw(rest_groups, self.val_groups, rng)))
+                    val_level = self.by
+                else:
+                    rest = np.flatnonzero(mine & ~is_test)
+                    strata = dict(zip(rest.tolist(), labels[rest].tolist()))
+                    val = np.asarray(_draw_stratified(rest.tolist(), strata, self.val_fraction,
+                                                      rng, "trial"), dtype=np.int64)
+                    val_level = "trial"
+                train = np.setdiff1d(np.flatnonzero(mine & ~is_test), val)
+                yield Split(name, train, val, np.flatnonzero(is_test), f"{s}/fold{i + 1}",
+                            self.by, val_level)
+
+
 PROTOCOLS = {"loso": LeaveOneSubjectOut, "group_kfold": GroupKFoldBySubject,
              "stratified_kfold": StratifiedRecordingKFold, "few_shot": WithinSubjectFewShot,
-             "cross_session": CrossSession}
+             "cross_session": CrossSession, "within_subject_kfold": WithinSubjectKFold}
 
 
 def make_protocol(name: str, **kwargs) -> _Protocol:

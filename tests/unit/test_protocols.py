@@ -6,6 +6,7 @@ import pytest
 from brainfm.bench.protocols import (PROTOCOLS, CrossSession, FoldScaler, GroupKFoldBySubject,
                                      LeakageError, LeaveOneSubjectOut, Split,
                                      StratifiedRecordingKFold, WithinSubjectFewShot,
+                                     WithinSubjectKFold,
                                      check_split, coverage_counts, fit_on_train, group_keys,
                                      make_protocol)
 
@@ -72,6 +73,56 @@ def test_loso_val_fraction_and_no_val():
     for s in LeaveOneSubjectOut(val_subjects=0.2).split(t):
         assert len(set(keys[s.val])) == 2                        # round(0.2 * 10)
     assert all(len(s.val) == 0 for s in LeaveOneSubjectOut(val_subjects=0).split(t))
+
+
+def test_min_val_subjects_where_the_data_allow_it():
+    """The recipe's validation set: a fraction of the training subjects, at least 3 where at
+    most half of them is enough; never the training majority."""
+    keys11, keys5 = (group_keys(subject_table(n_subjects=n), "subject") for n in (11, 5))
+    for n, keys, want in ((11, keys11, 3), (5, keys5, 2)):
+        for s in LeaveOneSubjectOut(val_subjects=0.2, min_val_subjects=3).split(
+                subject_table(n_subjects=n)):
+            assert len(set(keys[s.val])) == want          # 10 -> 3; 4 -> 2 (half)
+            assert len(set(keys[s.train])) >= len(set(keys[s.val]))
+    t = subject_table(n_subjects=40)
+    keys = group_keys(t, "subject")
+    for s in GroupKFoldBySubject(n_splits=10, val_fraction=0.2, min_val_subjects=3).split(t):
+        assert len(set(keys[s.val])) == 7                 # round(0.2 * 36) > 3
+    assert all(len(s.val) == 0 for s in
+               LeaveOneSubjectOut(val_subjects=0, min_val_subjects=3).split(t))
+
+
+def test_within_subject_kfold_groups_by_run_and_stays_inside_the_subject():
+    t = subject_table(n_subjects=2, sessions=(3,))        # 3 sessions x 2 runs = 6 runs each
+    subj, rec = group_keys(t, "subject"), group_keys(t, "recording")
+    splits = list(WithinSubjectKFold(n_splits=3, by="recording", seed=1).split(t))
+    assert len(splits) == 6 and (coverage_counts(t, splits, "recording") == 1).all()
+    for s in splits:
+        assert_disjoint(t, s, "recording")                 # no run on two sides
+        assert len(set(subj[np.r_[s.train, s.val, s.test]])) == 1   # one subject only
+        assert len(set(rec[s.test])) == 2 and len(set(rec[s.val])) == 1
+        assert s.disjoint_by == s.val_disjoint_by == "recording"
+    # the same seed gives the same folds; by session, each session is tested once
+    again = list(WithinSubjectKFold(n_splits=3, by="recording", seed=1).split(t))
+    assert all(np.array_equal(a.val, b.val) for a, b in zip(splits, again))
+    by_session = list(WithinSubjectKFold(n_splits=5, by="session").split(t))
+    assert len(by_session) == 6                            # min(5, 3 sessions) per subject
+    assert (coverage_counts(t, by_session, "session") == 1).all()
+
+
+def test_within_subject_kfold_with_two_runs_validates_on_trials_and_refuses_one_run():
+    t = subject_table(n_subjects=1, sessions=(1,))        # one subject, two runs
+    rec = group_keys(t, "recording")
+    splits = list(WithinSubjectKFold(n_splits=5).split(t))
+    assert len(splits) == 2
+    for s in splits:
+        assert len(set(rec[s.test])) == 1 and set(rec[s.val]) == set(rec[s.train])
+        assert s.val_disjoint_by == "trial" and len(s.val) == 2     # 0.2 of 12 trials
+    one_run = t[t["recording"].str.endswith("run0.edf")]
+    with pytest.raises(ValueError, match="no subject has >= 2 recordings"):
+        list(WithinSubjectKFold().split(one_run))
+    with pytest.raises(ValueError, match="by='trial'"):
+        WithinSubjectKFold(by="trial")
 
 
 def test_loso_is_deterministic_per_seed():
@@ -233,7 +284,7 @@ def test_hand_made_leaky_splits_are_refused():
 
 def test_make_protocol_maps_names():
     assert set(PROTOCOLS) == {"loso", "group_kfold", "stratified_kfold", "few_shot",
-                              "cross_session"}
+                              "cross_session", "within_subject_kfold"}
     p = make_protocol("loso", val_subjects=2, seed=4)
     assert isinstance(p, LeaveOneSubjectOut) and p.val_subjects == 2 and p.seed == 4
     assert isinstance(make_protocol("few_shot", k_per_class=1), WithinSubjectFewShot)
@@ -306,5 +357,12 @@ def test_within_subject_protocols_on_ssvep(real_tables):
         test = t.iloc[s.test]
         assert test["session"].nunique() == 1
         assert test["session"].iloc[0] not in set(t.iloc[np.r_[s.train, s.val]]["session"])
+    runs = list(WithinSubjectKFold(n_splits=5, by="session").split(t))
+    # 32 sessions; subject 10's 6 sessions are dealt into 5 folds
+    assert len(runs) == 31 and (coverage_counts(t, runs, "session") == 1).all()
+    for s in runs:   # subjects with 2 sessions validate on trials, the others on a session
+        assert set(t.iloc[s.test]["subject"]) == set(t.iloc[s.train]["subject"])
+        assert (s.val_disjoint_by == "session") == (t.iloc[s.test]["subject"].iloc[0]
+                                                    in {"08", "10", "11", "12"})
     few = list(WithinSubjectFewShot(k_per_class=2).split(t))
     assert len(few) == 12 and all(len(s.train) == 8 for s in few)  # 2 trials x 4 classes
