@@ -7,7 +7,8 @@ __all__ = ["Annotations", "Recording", "from_array", "from_pretrained", "read_an
 
 
 def from_pretrained(path, **overrides):
-    """A model from a brainfm model file or an original CBraMod checkpoint (see
+    """A model of either family (criss-cross or diffusion) from a brainfm model file or an
+    original CBraMod or EEGDM checkpoint (see
     :func:`brainfm.checkpoint.from_pretrained`); imported lazily to keep ``import brainfm``
     light."""
     from .checkpoint import from_pretrained as _load

@@ -85,7 +85,7 @@ def run_pretrain(cfg) -> dict:
 
     from .checkpoint import save_model
     from .data.datamodule import BrainDataModule
-    from .tasks.pretrain import MaskedPatchPretraining
+    from .tasks.base import build_task
 
     out_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -96,8 +96,8 @@ def run_pretrain(cfg) -> dict:
                          num_workers=cfg.data.num_workers, val_fraction=cfg.data.val_fraction,
                          bucket_channels=cfg.data.bucket_channels, seed=cfg.seed,
                          max_abs=cfg.data.max_abs)
-    task = MaskedPatchPretraining(model=model_cfg, seed=cfg.seed,
-                                  **OmegaConf.to_container(cfg.task, resolve=True))
+    task = build_task(OmegaConf.to_container(cfg.task, resolve=True), model_cfg,
+                      cfg.seed)
     if cfg.compile:
         task.model = torch.compile(task.model)
     trainer_cfg = _supported_precision(OmegaConf.to_container(cfg.trainer, resolve=True))

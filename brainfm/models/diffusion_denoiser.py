@@ -138,7 +138,7 @@ class DiffusionDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, sensors: torch.Tensor | None = None,
                 channel_mask: torch.Tensor | None = None,
                 channel_index: torch.Tensor | None = None) -> torch.Tensor:
-        """``x`` (B, C, T) or (B, C, N, P) noisy windows, ``t`` (B,) steps; ``sensors``
+        """``x`` (B, C, T) or (B, C, N, P) noisy windows, ``t`` (B,) or (B, C) steps; ``sensors``
         (B, C, 8) (or ``channel_index`` (B, C) in index mode). Padded channels
         (``channel_mask`` False) are skipped and returned as zeros."""
         shape = x.shape
@@ -147,7 +147,7 @@ class DiffusionDenoiser(nn.Module):
         channel = self._channel_inputs(b, c, sensors, channel_index)
         valid = (torch.ones(b, c, dtype=torch.bool, device=x.device) if channel_mask is None
                  else channel_mask.bool())
-        steps = t.reshape(-1, 1).expand(b, c)
+        steps = t.reshape(b, -1).expand(b, c)
         out = torch.zeros_like(seq)
         out[valid] = self.denoise(seq[valid], steps[valid], channel[valid]).to(out.dtype)
         return out.reshape(shape)

@@ -7,16 +7,15 @@ uninterrupted one would.
 """
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
 from ..models.criss_cross import CrissCrossTransformer
+from .base import PretrainingTask
 from .masking import sample_patch_mask
-from .schedules import warmup_cosine
 
 
-class MaskedPatchPretraining(L.LightningModule):
+class MaskedPatchPretraining(PretrainingTask):
     def __init__(self, model: dict, mask_ratio: float = 0.5, mask_kind: str = "bernoulli",
                  spectral_loss_weight: float = 0.0, lr: float = 5e-4,
                  weight_decay: float = 0.05, min_lr: float = 1e-5, warmup_steps: int = 0,
@@ -92,14 +91,3 @@ class MaskedPatchPretraining(L.LightningModule):
             name = names.get(code, str(code))
             self.log(f"val_by_dataset/{name}_mse_vs_zero", err / sig.clamp_min(1e-12),
                      sync_dist=True)
-
-    # ---- optimisation -----------------------------------------------------------------------
-    def configure_optimizers(self):
-        hp = self.hparams
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        # the schedule's horizon: fixed by config, or the trainer's planned number of steps
-        total = max(int(hp.total_steps or self.trainer.estimated_stepping_batches), 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, total, hp.warmup_steps, hp.lr, hp.min_lr) / hp.lr)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
