@@ -76,11 +76,23 @@ def pack_records(root: Path, records: list[dict], dtype: str) -> dict[str, list]
     return index
 
 
-def commit_packs(root: Path, index: dict[str, list]) -> None:
-    """Make ``index`` current, then delete the shards and packs nothing points at any more."""
+def index_is_current(root: Path, index: dict, ok_keys) -> bool:
+    """Whether ``index`` holds exactly the ok recordings, in packs that exist (else the
+    store must be packed again: recordings were added or retried, or a run was killed
+    while packing)."""
+    return (set(index) == set(ok_keys)
+            and all((root / where[0]).is_file() for where in index.values()))
+
+
+def write_pack_index(root: Path, index: dict[str, list]) -> None:
     atomic_write_json(root / PACK_INDEX, index)
+
+
+def remove_unreferenced(root: Path, index: dict[str, list]) -> None:
+    """Delete the packs ``index`` does not list and the shards whose windows it holds (only
+    brainfm's own file names; nothing else in the folders is touched)."""
     live = {v[0] for v in index.values()}
-    for pack in (root / "packs").glob("*"):
+    for pack in (root / "packs").glob("pack-*.npy"):
         if f"packs/{pack.name}" not in live:
             pack.unlink(missing_ok=True)
     for shard in (root / "shards").glob("*.npy"):

@@ -17,16 +17,19 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..progress import progress_bar
 from ..errors import BrainfmError
+from ..progress import progress_bar
+from ..validate import check_listing, dataset_problems, raise_problems
 from .datasets import DatasetSpec, RecordingItem, list_recordings
-from .packing import PACK_INDEX, commit_packs, has_windows, pack_records, read_pack_index
+from .packing import (has_windows, index_is_current, pack_records, read_pack_index,
+                      remove_unreferenced, write_pack_index)
 from .readers import read_recording
 from .sensors import sensor_features
 from .standardise import StandardiseConfig, standardise
-from .store import (STORE_FORMAT, StoreError, atomic_save_array, atomic_write_json,
-                    atomic_write_parquet, remove_stale_temporaries, to_json)
+from .store import (MANIFEST_FILES, STORE_FORMAT, StoreError, atomic_save_array,
+                    atomic_write_json, atomic_write_parquet, claim_store_folder, remove_stale_temporaries, store_lock, to_json)
 from .windows import event_windows, fixed_windows
+from .workers import die_with_parent
 
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -150,15 +153,33 @@ def _check_store(root: Path, spec, std, dtype, chash, overwrite: bool) -> None:
                              f"{meta.get('config_hash')} != {chash}); choose another store "
                              "folder or pass overwrite=true")
     if overwrite and root.exists():
-        for sub in ("records", "shards", "packs"):
-            for p in (root / sub).glob("*"):
-                p.unlink()
-        for name in ("windows.parquet", "recordings.parquet", "summary.json", PACK_INDEX):
-            (root / name).unlink(missing_ok=True)
+        _discard_store_contents(root)
     atomic_write_json(meta_path, {
         "format": STORE_FORMAT, "brainfm_version": __version__, "config_hash": chash,
         "dataset": asdict(spec), "standardise": std.as_dict(), "dtype": dtype,
         "sfreq": std.sfreq})
+
+
+def _discard_store_contents(root: Path) -> None:
+    """overwrite=true: delete what this store's own files say brainfm wrote (records that
+    are brainfm records, their shards, the packs its manifest lists, the manifest files);
+    anything else in the folder is left alone. Called only on a claimed store, under its lock.
+    """
+    import pandas as pd
+
+    inside = root.resolve()
+    doomed = [root / name for name in MANIFEST_FILES if name != "store.json"]
+    for path in (root / "records").glob("*.json"):
+        key = path.stem
+        if (_load_record(root, key) or {}).get("key") == key:
+            doomed += [path, root / "shards" / f"{key}.npy"]
+    packs = {v[0] for v in read_pack_index(root).values() if v}
+    if (root / "windows.parquet").exists():
+        packs |= set(pd.read_parquet(root / "windows.parquet", columns=["pack"])["pack"])
+    doomed += [root / str(name) for name in packs]
+    for path in doomed:
+        if path.resolve().parent.is_relative_to(inside) and path.is_file():
+            path.unlink()
 
 
 def write_manifest(root: Path, spec: DatasetSpec, records: list[dict],
@@ -212,14 +233,31 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
             os.cpu_count() or 1)
     t0 = time.perf_counter()
     root = Path(store_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(root)
-    chash = config_hash(spec, std, dtype)
-    _check_store(root, spec, std, dtype, chash, overwrite)
+    raise_problems(f"dataset {spec.name}", dataset_problems(spec))
+    base = Path(data_root) / spec.path
+    claim_store_folder(root, data_roots=[data_root, base.parent if base.is_file() else base])
     items = list_recordings(spec, Path(data_root))
+    check_listing(spec, items, base)
     if limit:
         items = items[:limit]
-    summary = PrepSummary(dataset=spec.name, store=str(root))
+    root.mkdir(parents=True, exist_ok=True)
+    with store_lock(root):
+        claim_store_folder(root)  # another writer may have made it meanwhile: still ours?
+        remove_stale_temporaries(root)
+        chash = config_hash(spec, std, dtype)
+        _check_store(root, spec, std, dtype, chash, overwrite)
+        summary = PrepSummary(dataset=spec.name, store=str(root))
+        todo, records = _todo(root, items, chash, summary)
+        _prepare_all(todo, records, spec, std, root, dtype, chash, n_jobs, progress)
+        ordered = [records[it.key] for it in items]
+        _commit(root, spec, ordered, dtype)
+        _summarise(summary, ordered, todo, records, spec, t0)
+        atomic_write_json(root / "summary.json", asdict(summary))
+    return summary
+
+
+def _todo(root: Path, items, chash: str, summary: PrepSummary):
+    """(recordings still to prepare, records of those already done with these settings)."""
     records: dict[str, dict] = {}
     todo = []
     packed = read_pack_index(root)
@@ -231,10 +269,15 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
             summary.skipped += 1
         else:
             todo.append(it)
+    return todo, records
+
+
+def _prepare_all(todo, records, spec, std, root, dtype, chash, n_jobs, progress) -> None:
     bar = progress_bar(len(todo), f"prep {spec.name}", progress, unit="rec")
     if n_jobs > 1 and len(todo) > 1:
         _warm_caches(spec)  # forked workers inherit the parent's template tables
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        with ProcessPoolExecutor(max_workers=n_jobs, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(prepare_one, it, spec, std, root, dtype, chash)
                        for it in todo]
             for fut in futures:
@@ -247,10 +290,21 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
             records[rec["key"]] = rec
             bar.update(1)
     bar.close()
-    ordered = [records[it.key] for it in items]
-    packs = pack_records(root, ordered, dtype) if todo or not packed else packed
+
+
+def _commit(root: Path, spec: DatasetSpec, ordered: list[dict], dtype: str) -> None:
+    """Packs, then the pack index, then the manifest, then removal of what nothing points at:
+    a kill between any two steps leaves a valid store that a re-run finishes identically
+    (the packs are rebuilt whenever the index does not hold exactly the ok recordings)."""
+    packed = read_pack_index(root)
+    ok = [r["key"] for r in ordered if r["status"] == "ok"]
+    packs = packed if index_is_current(root, packed, ok) else pack_records(root, ordered, dtype)
+    write_pack_index(root, packs)
     write_manifest(root, spec, ordered, packs)
-    commit_packs(root, packs)
+    remove_unreferenced(root, packs)
+
+
+def _summarise(summary: PrepSummary, ordered, todo, records, spec, t0) -> None:
     per_class: Counter = Counter()
     per_subject: Counter = Counter()
     for r in ordered:
@@ -270,8 +324,6 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
     summary.windows_per_subject = dict(sorted(per_subject.items()))
     summary.subjects = len([s for s in per_subject if s != "n/a"])
     summary.seconds = time.perf_counter() - t0
-    atomic_write_json(root / "summary.json", asdict(summary))
-    return summary
 
 
 def _warm_caches(spec: DatasetSpec) -> None:

@@ -12,13 +12,19 @@ Layout of a store folder::
 
 Every file is written to a temporary name and renamed into place, and a shard counts only
 once its record exists, and the store only once its manifest exists: an interrupted run
-leaves nothing a reader would take as valid.
+leaves nothing a reader would take as valid. A folder is a store only if brainfm made it
+(its store.json); brainfm writes into no other non-empty folder and deletes only its own
+files there. One writer at a time holds the store's lock (``.brainfm.lock``); a reader opens
+the manifest under the same lock, so it never sees a half-committed store.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +32,11 @@ import numpy as np
 from ..errors import BrainfmError
 
 STORE_FORMAT = "brainfm-store/3"  # 2: windows packed by shape; 3: max_abs column
+LOCK_NAME = ".brainfm.lock"
+# what brainfm itself writes at the top of a store (all else there belongs to someone else)
+MANIFEST_FILES = ("store.json", "windows.parquet", "recordings.parquet", "summary.json",
+                  "packs.json")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 
 
 class StoreError(BrainfmError, RuntimeError):
@@ -33,8 +44,24 @@ class StoreError(BrainfmError, RuntimeError):
 
 
 # ---- atomic writes ------------------------------------------------------------------------
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _tmp_path(path: Path) -> Path:
+    """A fresh temporary beside ``path``, with the permissions an ordinary file gets (mkstemp
+    makes 0600 files: a store or model shared between users would be half unreadable)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
 
@@ -92,12 +119,96 @@ def _json_default(obj):
 
 
 def remove_stale_temporaries(root: Path) -> int:
-    """Delete temporary files an interrupted run left behind; returns how many."""
+    """Delete the temporaries an interrupted run of brainfm left in the store ``root`` (its
+    own patterns, in its own folders only); returns how many. Call it under the lock."""
     n = 0
-    for tmp in root.rglob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-        n += 1
+    for sub in ("", "records", "shards", "packs"):
+        folder = root / sub
+        if not folder.is_dir():
+            continue
+        for tmp in [*folder.glob(".*.tmp"), *folder.glob("pack-*.npy.partial")]:
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink(missing_ok=True)
+                n += 1
     return n
+
+
+# ---- what a store is ----------------------------------------------------------------------
+def check_store_name(name: str, what: str = "dataset.name") -> str:
+    """A dataset or store name that stays one folder below the store root."""
+    name = str(name)
+    if not _NAME.match(name) or ".." in name:
+        raise StoreError(f"{what}={name!r} cannot name a store folder: use letters, digits, "
+                         "'_', '-', '.' and '+' only (no path separators, no '..')")
+    return name
+
+
+def is_store(root: Path) -> bool:
+    """Whether brainfm made ``root`` (it holds a brainfm store.json)."""
+    meta = Path(root) / "store.json"
+    if not meta.is_file():
+        return False
+    try:
+        return str(json.loads(meta.read_text()).get("format", "")).startswith("brainfm-store/")
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def claim_store_folder(root: Path, data_roots=()) -> None:
+    """Refuse to write a store into a folder brainfm did not make, or into the recordings.
+
+    ``root`` must be new, empty (but for brainfm's lock file) or a brainfm store, and lie
+    outside every folder in ``data_roots``.
+    """
+    root = Path(root)
+    where = root.resolve()
+    for data in data_roots:
+        data = Path(data).resolve()
+        if where == data or data in where.parents:
+            raise StoreError(f"store folder {root} lies inside the recordings at {data}: "
+                             "brainfm does not write into the data it reads -> set store_root "
+                             "(or $BRAINFM_STORE_ROOT) to a folder outside the data root")
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"store folder {root} is a file -> choose another store_root")
+    if root.is_dir() and not is_store(root):
+        foreign = sorted(p.name for p in root.iterdir() if p.name != LOCK_NAME)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise StoreError(f"{root} is not a brainfm store (no store.json) but holds files "
+                             f"({shown}): brainfm writes stores only into new or empty "
+                             "folders and never deletes what it did not write -> choose "
+                             "another store_root or dataset.name")
+
+
+@contextmanager
+def store_lock(root: Path, timeout: float = -1, shared_read: bool = False):
+    """Hold the store's advisory lock (``filelock``); ``timeout`` < 0 waits as long as it
+    takes, saying so. ``shared_read``: a reader that cannot create the lock file (a store on
+    read-only media) goes on without it."""
+    from filelock import FileLock, Timeout
+
+    path = Path(root) / LOCK_NAME
+    try:
+        lock = FileLock(str(path))
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"brainfm: {root} is being written by another process (lock {path}); "
+              "waiting for it to finish", file=sys.stderr, flush=True)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise StoreError(f"{root}: another process still holds {path} after {timeout:g} "
+                             "s -> wait for it, or stop it (the lock goes with the process)"
+                             ) from None
+    except OSError:
+        if not shared_read:
+            raise
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -116,16 +227,17 @@ class CorpusStore:
         if not meta.exists():
             raise StoreError(f"{self.root}: not a brainfm store (no store.json); "
                              "create it with brainfm-prep")
-        self.meta = json.loads(meta.read_text())
-        if self.meta.get("format") != STORE_FORMAT:
-            raise StoreError(f"{self.root}: store format {self.meta.get('format')!r}, this "
-                             f"brainfm reads {STORE_FORMAT!r}; re-run brainfm-prep")
-        win, recs = self.root / "windows.parquet", self.root / "recordings.parquet"
-        if not (win.exists() and recs.exists()):
-            raise StoreError(f"{self.root}: the store is incomplete (no manifest); an earlier "
-                             "brainfm-prep was interrupted: run it again to finish")
-        self.windows = pd.read_parquet(win)
-        self.recordings = pd.read_parquet(recs)
+        with store_lock(self.root, shared_read=True):
+            self.meta = json.loads(meta.read_text())
+            if self.meta.get("format") != STORE_FORMAT:
+                raise StoreError(f"{self.root}: store format {self.meta.get('format')!r}, "
+                                 f"this brainfm reads {STORE_FORMAT!r}; re-run brainfm-prep")
+            win, recs = self.root / "windows.parquet", self.root / "recordings.parquet"
+            if not (win.exists() and recs.exists()):
+                raise StoreError(f"{self.root}: the store is incomplete (no manifest); an "
+                                 "earlier brainfm-prep was interrupted: run it again to finish")
+            self.windows = pd.read_parquet(win)
+            self.recordings = pd.read_parquet(recs)
         ok = self.recordings[self.recordings["status"] == "ok"]
         self._sensors = {k: np.asarray(json.loads(s), dtype=np.float32)
                          for k, s in zip(ok["key"], ok["sensors"])}
