@@ -80,12 +80,13 @@ def _supported_precision(trainer_cfg: dict) -> dict:
 def run_pretrain(cfg) -> dict:
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from omegaconf import OmegaConf
 
     from .checkpoint import save_model
     from .data.datamodule import BrainDataModule
     from .tasks.base import build_task
+    from .tasks.checkpointing import RunCheckpoint, finish_or_stop, pretrain_logger
 
     out_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -101,14 +102,12 @@ def run_pretrain(cfg) -> dict:
     if cfg.compile:
         task.model = torch.compile(task.model)
     trainer_cfg = _supported_precision(OmegaConf.to_container(cfg.trainer, resolve=True))
-    if cfg.logger == "tensorboard":
-        logger = L.pytorch.loggers.TensorBoardLogger(out_dir, name="", version="")
-    else:
-        logger = L.pytorch.loggers.CSVLogger(out_dir, name="", version="")
-    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
-    trainer = L.Trainer(default_root_dir=out_dir, logger=logger,
+    logger = pretrain_logger(cfg.logger, out_dir, cfg.resume)
+    ckpt = RunCheckpoint(out_dir / "checkpoints", cfg.get("checkpoint_every_n_steps", 200))
+    trainer = L.Trainer(default_root_dir=out_dir, logger=logger, enable_checkpointing=False,
                         callbacks=[ckpt, LearningRateMonitor("step")], **trainer_cfg)
     trainer.fit(task, datamodule=dm, ckpt_path=cfg.resume)
+    finish_or_stop(ckpt, trainer)
     result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     if trainer.is_global_zero:

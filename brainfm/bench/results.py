@@ -2,12 +2,16 @@
 
 A cell is (dataset, pipeline, protocol, seed, fold). Re-running an experiment skips every cell
 whose key already has a file, so an interrupted benchmark resumes where it stopped and a
-sweep that changes one setting recomputes only the cells that setting touches.
+sweep that changes one setting recomputes only the cells that setting touches. A cell file
+that does not parse (a disk filled up, a copy cut short) is named in a warning, moved to
+``cells/corrupt/`` and computed again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -32,16 +36,44 @@ class ResultsStore:
     def __init__(self, root):
         self.root = Path(root)
         (self.root / "cells").mkdir(parents=True, exist_ok=True)
+        self._docs: dict[Path, dict] = {}  # cells read by has(), so frames() reads none twice
 
     def _path(self, key: str) -> Path:
         return self.root / "cells" / f"{key}.json"
 
     def has(self, key: str) -> bool:
-        return self._path(key).exists()
+        """Whether a readable cell is stored under ``key`` (a corrupt one is set aside)."""
+        path = self._path(key)
+        return path.exists() and self._read(path) is not None
+
+    def _read(self, path: Path) -> dict | None:
+        if path in self._docs:
+            return self._docs[path]
+        try:
+            doc = json.loads(path.read_text())
+            if not (isinstance(doc, dict) and isinstance(doc.get("config"), dict)
+                    and isinstance(doc.get("rows"), list)):
+                raise ValueError("not a cell (no config and rows)")
+        except (ValueError, UnicodeDecodeError) as err:
+            self._set_aside(path, err)
+            return None
+        self._docs[path] = doc
+        return doc
+
+    def _set_aside(self, path: Path, err: Exception) -> None:
+        corrupt = self.root / "cells" / "corrupt"
+        corrupt.mkdir(exist_ok=True)
+        n = 0
+        while (dest := corrupt / f"{path.stem}.{n}.json").exists():
+            n += 1
+        os.replace(path, dest)
+        warnings.warn(f"{path}: corrupt results cell ({type(err).__name__}: {err}); moved to "
+                      f"{dest}; the cell will be computed again", RuntimeWarning, stacklevel=3)
 
     def put(self, key: str, config: dict, rows: list[dict]) -> None:
         """``rows``: tidy records (one per subject x metric, plus the fold's pooled ones)."""
         atomic_write_json(self._path(key), {"config": config, "rows": rows})
+        self._docs.pop(self._path(key), None)
 
     def _paths(self, keys):
         return (sorted((self.root / "cells").glob("*.json")) if keys is None
@@ -56,7 +88,9 @@ class ResultsStore:
         """
         rows, cells = [], []
         for path in self._paths(keys):
-            doc = json.loads(path.read_text())
+            doc = self._read(path) if path.exists() else None
+            if doc is None:
+                continue
             rows.extend(doc["rows"])
             config = doc["config"]
             cells.append({k: config.get(k) for k in ("dataset", "pipeline", "fold", "seed")}

@@ -1,0 +1,113 @@
+"""Pretraining interrupted by kill -9, Ctrl-C or a pre-emption signal loses at most a few
+steps: a checkpoint exists, the README's resume command finishes the run, and metrics.csv
+holds the same rows as a run that was never interrupted."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
+
+CLI = [str(Path(sys.executable).with_name("brainfm-pretrain"))]
+SETTINGS = ["experiment=pretrain_quick", "trainer.enable_progress_bar=false",
+            "trainer.max_epochs=30", "checkpoint_every_n_steps=10"]
+
+
+def _cmd(run_dir, store_root, *extra):
+    return CLI + SETTINGS + [f"store_root={store_root}", f"hydra.run.dir={run_dir}", *extra]
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _run(run_dir, store_root, *extra):
+    done = subprocess.run(_cmd(run_dir, store_root, *extra), capture_output=True, text=True,
+                          timeout=600, env=_env())
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def _ckpt_step(path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def _start_and_wait_for_checkpoint(run_dir, store_root):
+    """Start a run; return it once a periodic checkpoint past step 10 is on disk."""
+    proc = subprocess.Popen(_cmd(run_dir, store_root), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            try:
+                if _ckpt_step(last) >= 10:
+                    return proc, last
+            except Exception:  # being replaced right now
+                pass
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=60)
+    pytest.fail(f"no checkpoint while the run was going (rc {proc.returncode}):\n{err[-3000:]}")
+
+
+def _step_counts(run_dir) -> Counter:
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        return Counter(int(row["step"]) for row in csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """One uninterrupted run (it also prepares the sample's store for the others)."""
+    root = tmp_path_factory.mktemp("pretrain_faults")
+    run = root / "straight"
+    result = _run(run, root / "stores")
+    return root / "stores", run, result
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_checkpoints_and_resume_finishes_the_run(tmp_path, straight, sig):
+    store_root, straight_run, straight_result = straight
+    run = tmp_path / "run"
+    proc, last = _start_and_wait_for_checkpoint(run, store_root)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err[-3000:]
+    assert f"{signal.Signals(sig).name} received" in err and "resume=" in err
+    assert not (run / "model.pt").exists()  # an interrupted run exports nothing
+    stopped_at = _ckpt_step(last)
+    assert 10 <= stopped_at < straight_result["global_step"]
+
+    result = _run(run, store_root, f"resume={last}")
+    assert result["global_step"] == straight_result["global_step"]
+    assert _step_counts(run) == _step_counts(straight_run)
+
+
+def test_kill_9_then_resume_loses_nothing(tmp_path, straight):
+    store_root, straight_run, straight_result = straight
+    run = tmp_path / "run"
+    proc, last = _start_and_wait_for_checkpoint(run, store_root)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    result = _run(run, store_root, f"resume={last}")
+    assert result["global_step"] == straight_result["global_step"]
+    assert _step_counts(run) == _step_counts(straight_run)
+    assert (run / "model.pt").exists()
+
+
+def test_resume_from_a_missing_checkpoint_is_explained(tmp_path, straight):
+    store_root = straight[0]
+    missing = tmp_path / "nowhere" / "last.ckpt"
+    done = subprocess.run(_cmd(tmp_path / "run", store_root, f"resume={missing}"),
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode != 0
+    assert str(missing) in done.stderr and "no such checkpoint" in done.stderr
