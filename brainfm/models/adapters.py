@@ -81,7 +81,51 @@ class CrissCrossAdapter(BackboneAdapter):
         return model.forward_features(x, sensors, channel_mask)
 
 
-_FAMILIES: dict[str, type[BackboneAdapter]] = {"criss_cross": CrissCrossAdapter}
+class DiffusionAdapter(BackboneAdapter):
+    """The EEGDM-style diffusion denoiser: brainfm model files, original EEGDM weights, or a
+    config. Its representation is the frozen backbone's latents (gate spread per block and
+    1 s patch, clean input at step 1); heads: ``fusion`` (latent fusion transformer) and
+    ``pooled`` (pooled latents, linear). Features for the linear probe: (B, C, N,
+    layers * width).
+    """
+
+    family = "diffusion"
+    heads = ("fusion", "pooled")
+
+    def load(self, spec: dict, pretrained: bool = True) -> nn.Module:
+        from ..checkpoint import from_pretrained, read_model_config
+        from .diffusion_denoiser import DiffusionDenoiser
+
+        overrides = dict(spec.get("overrides") or {})
+        checkpoint = spec.get("checkpoint")
+        if checkpoint and pretrained:
+            return from_pretrained(checkpoint, **overrides)
+        if checkpoint:
+            return DiffusionDenoiser(**{**read_model_config(checkpoint), **overrides})
+        if not spec.get("model"):
+            raise ValueError("a diffusion backbone needs backbone.checkpoint (a model file) "
+                             "or backbone.model (constructor arguments)")
+        config = {k: v for k, v in dict(spec["model"]).items() if k != "family"}
+        return DiffusionDenoiser(**{**config, **overrides})
+
+    def classifier(self, model, head, n_classes, n_chans, n_patches):
+        from ..tasks.ddpm import staged_mu_law
+        from .latent_fusion import LatentClassifier, LatentFusionHead, PooledLatentHead
+
+        self.check_head(head)
+        size = (len(model.blocks), model.d_model, n_classes)
+        module = LatentFusionHead(*size) if head == "fusion" else PooledLatentHead(*size)
+        return LatentClassifier(model, module, input_transform=staged_mu_law)
+
+    def features(self, model, x, sensors, channel_mask):
+        from ..tasks.ddpm import staged_mu_law
+
+        lat = model.latents(staged_mu_law(x), sensors, channel_mask)       # (B,C,Ly,N,d)
+        return lat.permute(0, 1, 3, 2, 4).flatten(3)
+
+
+_FAMILIES: dict[str, type[BackboneAdapter]] = {"criss_cross": CrissCrossAdapter,
+                                               "diffusion": DiffusionAdapter}
 
 
 def register_backbone(name: str, adapter: type[BackboneAdapter]) -> None:

@@ -134,6 +134,34 @@ class DiffusionDenoiser(nn.Module):
         y = self.out(torch.relu(self.out_hidden(skips)))[..., 0]
         return (y, gates) if return_gates else y
 
+    @torch.no_grad()
+    def latents(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
+                channel_mask: torch.Tensor | None = None, t: int = 1,
+                channel_index: torch.Tensor | None = None) -> torch.Tensor:
+        """EEGDM's representation: the gate activations of every block for the (clean,
+        model-space) input at step ``t``, summarised per ``patch_len`` samples by their
+        unbiased standard deviation over time.
+
+        ``x`` (B, C, T) or (B, C, N, P) with T a multiple of ``patch_len`` -> (B, C, layers,
+        patches, d_model), zeros on padded channels.
+        """
+        seq = x.reshape(x.shape[0], x.shape[1], -1)
+        b, c, length = seq.shape
+        if length % self.patch_len:
+            raise ValueError(f"latents pool over {self.patch_len}-sample patches; the window "
+                             f"has {length} samples -> crop it to a multiple")
+        channel = self._channel_inputs(b, c, sensors, channel_index)
+        valid = (torch.ones(b, c, dtype=torch.bool, device=x.device) if channel_mask is None
+                 else channel_mask.bool())
+        steps = torch.full((int(valid.sum()),), t, dtype=torch.long, device=x.device)
+        _, gates = self.denoise(seq[valid].float(), steps, channel[valid], return_gates=True)
+        n = length // self.patch_len
+        pooled = torch.stack([g.reshape(g.shape[0], n, self.patch_len, -1).std(dim=2)
+                              for g in gates], dim=1)                     # (M, layers, N, d)
+        out = pooled.new_zeros(b, c, *pooled.shape[1:])
+        out[valid] = pooled
+        return out
+
     # ---- windows of a batch ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, sensors: torch.Tensor | None = None,
                 channel_mask: torch.Tensor | None = None,

@@ -25,7 +25,8 @@ from .ddpm import CosineSchedule, inverse_staged_mu_law, sample, staged_mu_law
 
 class DiffusionPretraining(PretrainingTask):
     def __init__(self, model: dict, n_steps: int = 50, prediction_type: str = "v_prediction",
-                 mu: float = 255.0, crop_len: int | None = 1000, lr: float = 1e-4,
+                 mu: float = 255.0, crop_len: int | None = 1000,
+                 channels_per_window: int | None = None, lr: float = 1e-4,
                  weight_decay: float = 0.0, min_lr: float = 1e-4, warmup_steps: int = 0,
                  total_steps: int | None = None, ema_decay: float = 0.999,
                  ema_after: int = 100, ema_every: int = 10, seed: int = 0):
@@ -44,7 +45,9 @@ class DiffusionPretraining(PretrainingTask):
                                              % (2 ** 63 - 1))
 
     def _sequences(self, batch: dict, g: torch.Generator) -> dict:
-        """Model-space signals (B, C, L) cropped to ``crop_len``, their steps, noise, x_t."""
+        """Model-space signals (B, C, L) cropped to ``crop_len``, their steps, noise, x_t,
+        and ``valid``: the real channels, or ``channels_per_window`` of them drawn at random
+        (the cost of a step then no longer grows with the montage)."""
         x = batch["x"].reshape(*batch["x"].shape[:2], -1)
         length = x.shape[-1]
         crop = self.hparams.crop_len
@@ -55,13 +58,18 @@ class DiffusionPretraining(PretrainingTask):
         b, c, _ = x0.shape
         t = torch.randint(0, self.schedule.n_steps, (b, c), generator=g).to(self.device)
         noise = torch.randn(x0.shape, generator=g).to(self.device)
-        return {"x0": x0, "t": t, "noise": noise,
+        valid = batch["channel_mask"].bool()
+        k = self.hparams.channels_per_window
+        if k and k < c:
+            score = torch.rand(b, c, generator=g).to(self.device).masked_fill(~valid, 2.0)
+            valid = valid & (score.argsort(-1).argsort(-1) < k)
+        return {"x0": x0, "t": t, "noise": noise, "valid": valid,
                 "x_t": self.schedule.add_noise(x0, noise, t)}
 
     def _errors(self, net, batch: dict, seq: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Per sequence (B, C): mean squared error of ``net``'s prediction and of predicting
-        zeros (0 on padded channels)."""
-        valid = batch["channel_mask"].bool()
+        zeros (0 on padded and unsampled channels)."""
+        valid = seq["valid"]
         target = self.schedule.target(seq["x0"], seq["noise"], seq["t"])
         pred = net(seq["x_t"], seq["t"], batch["sensors"], valid).float()
         keep = valid.to(target.dtype)
@@ -72,7 +80,7 @@ class DiffusionPretraining(PretrainingTask):
         step = int(self.global_step)
         seq = self._sequences(batch, self._generator(2 * step + 1 + 1000 * self.global_rank))
         err, zero = self._errors(self.model, batch, seq)
-        n = batch["channel_mask"].sum().clamp_min(1)
+        n = seq["valid"].sum().clamp_min(1)
         loss, zero = err.sum() / n, zero.sum() / n
         for code, count in zip(*batch["dataset"].unique(return_counts=True)):
             self.drawn[int(code)] = self.drawn.get(int(code), 0) + int(count)
@@ -108,8 +116,8 @@ class DiffusionPretraining(PretrainingTask):
         with torch.no_grad():
             raw, zero = self._errors(self.model, batch, seq)
             ema, _ = self._errors(self.ema, batch, seq)
-        per_seq = torch.stack([raw, ema, zero, batch["channel_mask"].to(raw.dtype)], -1)
-        n = batch["channel_mask"].sum().clamp_min(1)
+        per_seq = torch.stack([raw, ema, zero, seq["valid"].to(raw.dtype)], -1)
+        n = seq["valid"].sum().clamp_min(1)
         bs = batch["x"].shape[0]
         for name, value in (("loss", raw.sum() / n), ("loss_ema", ema.sum() / n),
                             ("zero_baseline", zero.sum() / n),

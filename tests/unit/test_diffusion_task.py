@@ -57,6 +57,18 @@ def test_overfits_one_real_batch(real_batch):
     assert loss.item() < 0.3 * first[1], (loss.item(), first)
 
 
+def test_channels_per_window_draws_real_channels_only():
+    task = DiffusionPretraining(model=TINY, crop_len=50, channels_per_window=3)
+    mask = torch.tensor([[True] * 6 + [False] * 2, [True, True] + [False] * 6])
+    batch = {"x": torch.randn(2, 8, 100), "channel_mask": mask}
+    picks = [task._sequences(batch, task._generator(s))["valid"] for s in range(4)]
+    for valid in picks:
+        assert valid.sum(-1).tolist() == [3, 2] and not (valid & ~mask).any()
+        assert valid.shape == mask.shape
+    assert len({tuple(v[0].tolist()) for v in picks}) > 1     # a fresh draw per step
+    assert task._sequences(batch, task._generator(0))["x0"].shape == (2, 8, 50)
+
+
 def test_ema_follows_the_reference_schedule():
     task = DiffusionPretraining(model=TINY, ema_after=5, ema_every=2)
     with torch.no_grad():
