@@ -68,6 +68,7 @@ class ClassicalPipeline:
         return self._arrays[key]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
+        from .baselines import declared_band
         from .baselines.classical import _class_scores, make_baseline
 
         X, y = self._data(windows)
@@ -76,8 +77,9 @@ class ClassicalPipeline:
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
         est.fit(X[split.train], y[split.train])
+        info = {"band": declared_band(est), "window_s": round(X.shape[-1] / store.sfreq, 3)}
         return FoldPrediction(split.test, est.predict(X[split.test]),
-                              _class_scores(est, X[split.test], len(store.classes)))
+                              _class_scores(est, X[split.test], len(store.classes)), info)
 
 
 class ProbePipeline:
@@ -88,23 +90,27 @@ class ProbePipeline:
 
         self.backbone, self.cache = backbone, FeatureCache(cache_dir)
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
-        self._features: dict[int, np.ndarray] = {}
+        self.pretrained = uses_pretrained_weights({"backbone": backbone})
+        self._features: dict[tuple, np.ndarray] = {}
 
-    def _data(self, windows: WindowDataset) -> np.ndarray:
-        """The dataset's features, built (or read from the disk cache) once, not per fold."""
-        key = id(windows)
+    def _data(self, windows: WindowDataset, seed: int) -> np.ndarray:
+        """The dataset's features, built (or read from the disk cache) once, not per fold.
+
+        A random backbone's initialisation follows the seed (one per seed, shared by that
+        seed's folds), so that seeds sample initialisations; pretrained weights do not
+        depend on it.
+        """
+        key = (id(windows), seed if not self.pretrained else None)
         if key not in self._features:
-            torch.manual_seed(0)  # the same random backbone for every fold and seed
-            model = self.adapter.load(self.backbone,
-                                      pretrained=uses_pretrained_weights({"backbone":
-                                                                          self.backbone}))
+            torch.manual_seed(seed)
+            model = self.adapter.load(self.backbone, pretrained=self.pretrained)
             self._features = {key: self.cache.features(model, windows,
                                                        self.adapter.features)[0]}
         return self._features[key]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         n_classes = len(windows.stores[0].classes)
-        feats = self._data(windows)
+        feats = self._data(windows, seed)
         y = windows.table["label"].to_numpy()
         clf = linear_probe(seed).fit(feats[split.train], y[split.train])
         return FoldPrediction(split.test, clf.predict(feats[split.test]),
@@ -114,18 +120,24 @@ class ProbePipeline:
 class NeuralPipeline:
     """Fine-tuning (a checkpoint), from scratch (a config), or a compact CNN (eegnet/shallow).
 
-    Trains on the fold's training rows; with validation rows, early stopping and the kept
-    weights follow validation balanced accuracy.
+    One recipe for all of them (see :mod:`brainfm.tasks.classify`): ``epochs`` of warm-up
+    then cosine decay, label smoothing, clipping at 1; fine-tuning and scratch given the same
+    settings train for the same budget. With validation rows the kept weights are those of
+    the epoch with the best validation ``select`` score (``auto``: AUROC for binary tasks,
+    loss otherwise), recorded as ``selected_epoch``; ``patience`` (None: off) stops early.
     """
 
-    def __init__(self, kind: str, backbone: dict | None = None, epochs: int = 10,
-                 patience: int = 3, batch_size: int = 32, backbone_lr: float = 1e-4,
-                 head_lr: float = 1e-3, layer_decay: float | None = None,
-                 weight_decay: float = 0.05):
+    def __init__(self, kind: str, backbone: dict | None = None, epochs: int = 50,
+                 patience: int | None = None, batch_size: int = 64, backbone_lr: float = 1e-4,
+                 head_lr: float = 5e-4, layer_decay: float | None = None,
+                 weight_decay: float = 0.05, label_smoothing: float = 0.1,
+                 warmup_epochs: float = 0.0, min_lr: float = 1e-6, select: str = "auto",
+                 grad_clip: float = 1.0):
         self.kind, self.backbone, self.epochs, self.patience = kind, backbone, epochs, patience
-        self.batch_size = batch_size
+        self.batch_size, self.select, self.grad_clip = batch_size, select, grad_clip
         self.opt = dict(backbone_lr=backbone_lr, head_lr=head_lr, layer_decay=layer_decay,
-                        weight_decay=weight_decay)
+                        weight_decay=weight_decay, label_smoothing=label_smoothing,
+                        warmup_epochs=warmup_epochs, min_lr=min_lr)
 
     def _model(self, windows: WindowDataset, n_classes: int) -> torch.nn.Module:
         if self.kind in ("eegnet", "shallow"):
@@ -147,9 +159,9 @@ class NeuralPipeline:
         import lightning as L
         from lightning.pytorch.callbacks import EarlyStopping
 
-        from ..tasks.classify import FineTuning, balanced_class_weights
+        from ..tasks.classify import FineTuning, balanced_class_weights, selection_metric
 
-        L.seed_everything(seed, workers=True, verbose=False)
+        L.seed_everything(seed, workers=True, verbose=False)   # the initialisation too
         n_classes = len(windows.stores[0].classes)
         train = windows.subset(split.train)
         task = FineTuning(self._model(windows, n_classes), n_classes,
@@ -158,13 +170,14 @@ class NeuralPipeline:
         has_val = len(split.val) > 0
         callbacks = []
         if has_val:
-            callbacks = [BestWeights("val/balanced_accuracy"),
-                         EarlyStopping("val/balanced_accuracy", mode="max",
-                                       patience=self.patience)]
+            monitor, mode = selection_metric(self.select, n_classes)
+            callbacks = [BestWeights(monitor, mode)]
+            if self.patience:
+                callbacks.append(EarlyStopping(monitor, mode=mode, patience=self.patience))
         trainer = L.Trainer(max_epochs=self.epochs, accelerator="auto", devices=1,
                             logger=False, enable_progress_bar=False,
                             enable_model_summary=False, callbacks=callbacks,
-                            enable_checkpointing=False, gradient_clip_val=1.0,
+                            enable_checkpointing=False, gradient_clip_val=self.grad_clip,
                             num_sanity_val_steps=0)
         val = (batch_loader(windows.subset(split.val), self.batch_size, False, seed)
                if has_val else None)
@@ -172,7 +185,9 @@ class NeuralPipeline:
         info = {"epochs": int(trainer.current_epoch)}
         if has_val and callbacks[0].state is not None:  # the weights validation chose
             task.load_state_dict(callbacks[0].state)
-            info["best_val_balanced_accuracy"] = callbacks[0].best
+            info |= {"selected_epoch": callbacks[0].epoch, "selected_on": monitor,
+                     "best_" + monitor.replace("/", "_"): callbacks[0].best,
+                     "val_curve": callbacks[0].curve}
         test = windows.subset(split.test)
         outs = trainer.predict(task, batch_loader(test, self.batch_size, False, seed))
         proba = torch.cat([o["proba"] for o in outs]).numpy()
@@ -202,15 +217,25 @@ def quiet_lightning():
 
 
 class BestWeights(Callback):
-    """Keeps, in memory, the weights of the epoch with the best validation score."""
+    """Keeps, in memory, the weights of the epoch with the best validation score, which epoch
+    that was (1-based) and every epoch's score (the validation curve)."""
 
-    def __init__(self, monitor: str):
-        self.monitor, self.best, self.state = monitor, float("-inf"), None
+    def __init__(self, monitor: str, mode: str = "max"):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.mode = monitor, mode
+        self.best = float("inf") if mode == "min" else float("-inf")
+        self.state, self.epoch, self.curve = None, None, []
 
     def on_validation_end(self, trainer, module) -> None:
         score = trainer.callback_metrics.get(self.monitor)
-        if score is not None and float(score) > self.best:
-            self.best = float(score)
+        if score is None or trainer.sanity_checking:
+            return
+        score = float(score)
+        self.curve.append(round(score, 5))
+        better = score < self.best if self.mode == "min" else score > self.best
+        if better:
+            self.best, self.epoch = score, int(trainer.current_epoch) + 1
             self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 

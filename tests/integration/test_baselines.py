@@ -51,6 +51,32 @@ def test_ssvep_cca_far_above_chance(prepared_stores):
     assert (res["balanced_accuracy"] > 0.25).all()
 
 
+def test_ssvep_filter_bank_cca_reaches_the_anchor(prepared_stores):
+    """Filter-bank CCA, the first 6 LOSO folds; the issue's anchor is 0.70 (chance 0.25).
+
+    Observed on all 12 subjects: 0.846 +/- 0.142 (CCA 0.763; benchmarks/ssvep_baselines.py);
+    on these 6: 0.79.
+    """
+    root, _ = prepared_stores
+    res = run(root, "ssvep_exoskeleton", "fbcca", LOSO,
+              groups=[f"ssvep_exoskeleton/{s:02d}" for s in range(1, 7)])
+    assert len(res) == 6
+    assert res["balanced_accuracy"].mean() >= 0.70
+
+
+@pytest.mark.parametrize("name", ["psd_lr", "fb_ts_lr"])
+def test_ssvep_spectral_and_filter_bank_covariance_baselines(prepared_stores, name):
+    """Log-PSD 5-45 Hz + LR and filter-bank covariances, subjects 03 and 04 held out.
+
+    Observed (12 subjects): psd_lr 0.578 +/- 0.152, fb_ts_lr 0.574 +/- 0.136, where ts_lr on
+    broadband covariances gets 0.287 +/- 0.057; on these two subjects 0.67-0.81.
+    """
+    root, _ = prepared_stores
+    res = run(root, "ssvep_exoskeleton", name, LOSO,
+              groups=["ssvep_exoskeleton/03", "ssvep_exoskeleton/04"])
+    assert len(res) == 2 and (res["balanced_accuracy"] > 0.5).all()
+
+
 def test_ssvep_training_free_cca_on_stimulation_windows(prepared_stores):
     """The classical rule (argmax correlation, nothing fitted) on the three frequencies.
 
@@ -69,9 +95,10 @@ def test_ssvep_training_free_cca_on_stimulation_windows(prepared_stores):
 
 
 def test_eegmat_csp_lda_beats_chance_across_subjects(prepared_stores):
-    """Rest vs arithmetic, CSP + LDA, LOSO over all 36 subjects; chance is 0.5.
+    """Rest vs arithmetic, CSP + LDA on 8-30 Hz, LOSO over all 36 subjects; chance is 0.5.
 
-    Observed: 0.644 +/- 0.189 (24 subjects above 0.5, 7 below; ts_lr: 0.602 +/- 0.192).
+    Observed: 0.626 +/- 0.161 (AUROC 0.792); on the 0.3-75 Hz broadband it was 0.644 +/-
+    0.189 (ts_lr: 0.602 +/- 0.192).
     Cross-subject, with no per-subject re-centring, so subject shifts cost accuracy.
     """
     root, _ = prepared_stores

@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainfm.bench.baselines import (CLASSICAL, BandPower, CCACorrelations, SSVEPCCA,
-                                     arrays_from_store, default_baselines, evaluate_baseline,
-                                     make_baseline, stimulation_freqs)
+from brainfm.bench.baselines import (CLASSICAL, BandPass, BandPower, CCACorrelations, LogPSD,
+                                     SSVEPCCA, arrays_from_store, declared_band,
+                                     default_baselines, evaluate_baseline, make_baseline,
+                                     stimulation_freqs)
 from brainfm.bench.protocols import LeaveOneSubjectOut
 
 SFREQ = 200.0
@@ -102,10 +103,11 @@ def test_bandpower_features_see_the_band_of_a_sinusoid():
     assert feats[0].argmax() == 2  # delta, theta, alpha, beta, gamma
 
 
-@pytest.mark.parametrize("name", ["csp_lda", "ts_lr", "xdawn_lr", "cca", "bandpower_lr"])
+@pytest.mark.parametrize("name", ["csp_lda", "ts_lr", "xdawn_lr", "cca", "bandpower_lr",
+                                  "fbcca", "psd_lr", "fb_ts_lr", "fbcsp_lda"])
 def test_every_baseline_fits_predicts_and_scores(name):
     X, y = ssvep_windows(n_per_class=10, n_channels=4, seed=5)
-    if name in ("csp_lda", "xdawn_lr", "ts_lr"):  # make the stimulation classes binary
+    if name in ("csp_lda", "xdawn_lr", "ts_lr", "fbcsp_lda"):  # binary: stimulation or not
         y = (y > 0).astype(int)
     est = make_baseline(name, classes=CLASSES, sfreq=SFREQ).fit(X, y)
     n_classes = len(np.unique(y))
@@ -116,10 +118,12 @@ def test_every_baseline_fits_predicts_and_scores(name):
 
 
 def test_registry_and_paradigm_defaults():
-    assert set(CLASSICAL) >= {"csp_lda", "ts_lr", "xdawn_lr", "cca", "bandpower_lr"}
-    assert default_baselines("ssvep") == ("cca", "ts_lr")
+    assert set(CLASSICAL) >= {"csp_lda", "ts_lr", "xdawn_lr", "cca", "bandpower_lr", "fbcca",
+                              "psd_lr", "fb_ts_lr", "fbcsp_lda"}
+    assert default_baselines("ssvep") == ("fbcca", "psd_lr", "fb_ts_lr")
     assert default_baselines("muse_p300") == ("xdawn_lr", "ts_lr")
-    assert default_baselines("eegmat") == ("csp_lda", "ts_lr")
+    assert default_baselines("eegmat") == default_baselines("eegmmidb_baseline") == (
+        "csp_lda", "fbcsp_lda", "fb_ts_lr")
     assert default_baselines("bonn") == default_baselines("delhi") == ("bandpower_lr",)
     assert default_baselines("task", n_channels=1) == ("bandpower_lr",)
     with pytest.raises(ValueError, match="unknown paradigm"):
@@ -195,3 +199,36 @@ def test_arrays_from_store_refuses_mixed_shapes():
     X = [np.zeros((3, 400), np.float32), np.zeros((1, 400), np.float32)]
     with pytest.raises(ValueError, match="one dataset"):
         arrays_from_store(_FakeWindows(X, np.arange(2)))
+
+
+def test_band_pass_keeps_the_band_and_removes_what_lies_outside():
+    t = np.arange(800) / SFREQ
+    X = np.stack([np.sin(2 * np.pi * 10 * t), np.sin(2 * np.pi * 50 * t)])[None]
+    out = BandPass((8.0, 30.0), SFREQ).transform(X)[0, :, 100:-100]     # edges aside
+    assert np.std(out[0]) == pytest.approx(np.std(X[0, 0]), rel=0.05)    # 10 Hz passes
+    assert np.std(out[1]) < 0.01 * np.std(X[0, 1])                       # 50 Hz is gone
+    with pytest.raises(ValueError, match="below Nyquist"):
+        BandPass((8.0, 120.0), SFREQ).transform(X)
+
+
+def test_log_psd_peaks_at_the_stimulation_frequency_and_declares_its_band():
+    X, y = ssvep_windows(n_per_class=1, n_channels=1, n_times=800, snr=3.0, seed=2)
+    feats = LogPSD(SFREQ, band=(5.0, 45.0)).transform(X)
+    freqs = np.arange(5.0, 45.01, 0.5)                                   # 2 s Welch bins
+    assert feats.shape == (4, len(freqs))
+    for k in (1, 2, 3):
+        assert freqs[feats[k].argmax()] == FREQS[k]
+    assert declared_band(make_baseline("psd_lr", sfreq=SFREQ)) == "5-45 Hz"
+    assert declared_band(make_baseline("csp_lda", sfreq=SFREQ)) == "8-30 Hz"
+    assert declared_band(make_baseline("csp_lda", band=None)) == "broadband"
+    assert declared_band(make_baseline("fbcsp_lda", sfreq=SFREQ)) == "9 bands 4-40 Hz"
+
+
+def test_filter_bank_cca_beats_chance_and_uses_the_ssvep_sub_bands():
+    X, y = ssvep_windows(n_per_class=16, n_channels=4, n_times=400, snr=0.3, seed=9)
+    est = make_baseline("fbcca", classes=CLASSES, sfreq=SFREQ)
+    assert est.bands[0] == (8.0, 74.0) and len(est.bands) == 5 and est.n_harmonics == 3
+    est.fit(X[::2], y[::2])
+    assert (est.predict(X[1::2]) == y[1::2]).mean() > 0.6                # chance 0.25
+    ts = make_baseline("fb_ts_lr", classes=CLASSES, sfreq=SFREQ)        # SSVEP sub-bands
+    assert declared_band(ts) == "5 bands 11-45 Hz"

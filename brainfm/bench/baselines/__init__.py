@@ -2,9 +2,11 @@
 from .classical import (CLASSICAL, DATASET_PARADIGMS, BandPower, CCACorrelations, SSVEPCCA,
                         arrays_from_store, bandpower_lr, csp_lda, default_baselines,
                         evaluate_baseline, make_baseline, stimulation_freqs,
-                        tangent_space_lr, ssvep_cca, xdawn_lr)
+                        tangent_space_lr, ssvep_cca, ssvep_fbcca, xdawn_lr)
+from .filterbank import BandPass, LogPSD, declared_band, fb_ts_lr, fbcsp_lda, psd_lr
 
-__all__ = ["CLASSICAL", "DATASET_PARADIGMS", "BandPower", "CCACorrelations", "SSVEPCCA",
+__all__ = ["BandPass", "LogPSD", "declared_band", "fb_ts_lr", "fbcsp_lda", "psd_lr",
+           "ssvep_fbcca", "CLASSICAL", "DATASET_PARADIGMS", "BandPower", "CCACorrelations", "SSVEPCCA",
            "arrays_from_store", "bandpower_lr", "csp_lda", "default_baselines",
            "evaluate_baseline", "make_baseline", "ssvep_cca", "stimulation_freqs",
            "tangent_space_lr", "xdawn_lr"]

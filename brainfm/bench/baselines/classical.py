@@ -5,14 +5,17 @@ and integer labels ``y``, with ``predict`` and ``predict_proba`` (the CCA classi
 training-free read-out has ``decision_function`` instead), so that the same protocol loop
 and metrics score them and the foundation models alike.
 
-- ``csp_lda``: CSP log-variance features + LDA (MNE), the oscillatory-task standard;
+- ``csp_lda``: CSP log-variance features + LDA (MNE) on the mu/beta band (8-30 Hz), the
+  oscillatory-task standard;
 - ``ts_lr``: OAS covariances, Riemannian tangent space, logistic regression (pyRiemann);
 - ``xdawn_lr``: xDAWN-augmented covariances, tangent space, logistic regression
   (pyRiemann), the ERP standard;
 - ``cca``: canonical correlation with sine/cosine references per stimulation frequency,
   the SSVEP standard (implemented here; see :class:`SSVEPCCA` for the rest class);
 - ``bandpower_lr``: log band power (Welch) + logistic regression, for single-channel data
-  where CSP and covariances have nothing to work with.
+  where CSP and covariances have nothing to work with;
+- ``fbcca``, ``psd_lr``, ``fb_ts_lr``, ``fbcsp_lda``: filter-bank and spectral baselines
+  (:mod:`.filterbank`), each on its declared band.
 
 Every logistic regression is class-balanced (balanced accuracy is the headline metric).
 Everything data-dependent is fitted in ``fit``: run them through a protocol split
@@ -34,6 +37,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.metaestimators import available_if
 
 from ..metrics import classification_metrics
+from .filterbank import FBCCA_BANDS, BandPass, fb_ts_lr, fbcsp_lda, psd_lr
 
 MAX_ITER = 5000  # logistic regressions on standardised features converge well before this
 BANDS = {"delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0),
@@ -113,8 +117,12 @@ class QuietCSP(CSP):
             return super().transform(X)
 
 
-def csp_lda(n_components: int = 4, reg="ledoit_wolf", rank="full") -> Pipeline:
+def csp_lda(n_components: int = 4, reg="ledoit_wolf", rank="full", band=(8.0, 30.0),
+            sfreq: float = 200.0) -> Pipeline:
     """CSP log-variance + LDA: binary, or multiclass through MNE's mutual-information CSP.
+
+    On ``band`` (default the mu/beta 8-30 Hz of motor and rhythm tasks; None: the store's
+    broadband), band-passed per window by a fixed filter.
 
     Ledoit-Wolf shrinkage keeps the class covariances well conditioned for short or few
     training windows, and so full rank even for average-referenced data: ``rank="full"``
@@ -123,7 +131,8 @@ def csp_lda(n_components: int = 4, reg="ledoit_wolf", rank="full") -> Pipeline:
     """
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    return Pipeline([("float64", _float64()),
+    first = ("float64", _float64()) if band is None else ("band", BandPass(tuple(band), sfreq))
+    return Pipeline([first,
                      ("csp", QuietCSP(n_components=n_components, reg=reg, log=True,
                                       norm_trace=False, rank=rank)),
                      ("lda", LinearDiscriminantAnalysis())])
@@ -274,6 +283,10 @@ class SSVEPCCA(ClassifierMixin, BaseEstimator):
     freqs : sequence of float or None
         Per class label ``k`` (the store's class order), its stimulation frequency in Hz,
         or None for a class without stimulation ("rest"); see :func:`stimulation_freqs`.
+    bands : sequence of (low, high) Hz, optional
+        Filter-bank CCA (Chen et al. 2015): the correlations of each sub-band, squared and
+        weighted by ``m ** -1.25 + 0.25`` for sub-band ``m = 1, 2, ...``, summed per
+        frequency. None: one CCA on the window as stored.
     readout : "logistic" or "argmax"
         ``"argmax"`` is the classical training-free rule: the class whose references
         correlate best; it can never answer a class without a frequency, so it only suits
@@ -285,9 +298,9 @@ class SSVEPCCA(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, freqs, sfreq: float = 200.0, n_harmonics: int = 2,
-                 readout: str = "logistic", C: float = 1.0):
+                 readout: str = "logistic", C: float = 1.0, bands=None):
         self.freqs, self.sfreq, self.n_harmonics = freqs, sfreq, n_harmonics
-        self.readout, self.C = readout, C
+        self.readout, self.C, self.bands = readout, C, bands
 
     def _stim(self):
         labels = [k for k, f in enumerate(self.freqs) if f is not None]
@@ -296,7 +309,11 @@ class SSVEPCCA(ClassifierMixin, BaseEstimator):
     def correlations(self, X) -> np.ndarray:
         """(n, n_stimulation_classes) largest canonical correlations, in class order."""
         _, freqs = self._stim()
-        return CCACorrelations(freqs, self.sfreq, self.n_harmonics).transform(X)
+        cca = CCACorrelations(freqs, self.sfreq, self.n_harmonics)
+        if not self.bands:
+            return cca.transform(X)
+        return sum((m ** -1.25 + 0.25) * cca.transform(BandPass(b, self.sfreq).transform(X)) ** 2
+                   for m, b in enumerate(self.bands, start=1))
 
     def fit(self, X, y=None):
         stim, freqs = self._stim()
@@ -339,19 +356,28 @@ def ssvep_cca(freqs, sfreq: float = 200.0, n_harmonics: int = 2,
     return SSVEPCCA(freqs=list(freqs), sfreq=sfreq, n_harmonics=n_harmonics, readout=readout)
 
 
+def ssvep_fbcca(freqs, sfreq: float = 200.0, n_harmonics: int = 3, readout: str = "logistic",
+                bands=None) -> SSVEPCCA:
+    """Filter-bank CCA: sub-bands from 8m Hz to 74 Hz (m = 1..5), 3 harmonics."""
+    return SSVEPCCA(freqs=list(freqs), sfreq=sfreq, n_harmonics=n_harmonics, readout=readout,
+                    bands=[tuple(b) for b in (bands or FBCCA_BANDS)])
+
+
 # ---------------------------------------------------------------------------------------------
 # registry and per-paradigm defaults
 
 
 CLASSICAL = {"csp_lda": csp_lda, "ts_lr": tangent_space_lr, "xdawn_lr": xdawn_lr,
-             "cca": ssvep_cca, "bandpower_lr": bandpower_lr}
+             "cca": ssvep_cca, "bandpower_lr": bandpower_lr, "fbcca": ssvep_fbcca,
+             "psd_lr": psd_lr, "fb_ts_lr": fb_ts_lr, "fbcsp_lda": fbcsp_lda}
 
-_DEFAULTS = {"ssvep": ("cca", "ts_lr"), "erp": ("xdawn_lr", "ts_lr"),
-             "task": ("csp_lda", "ts_lr"), "rest": ("csp_lda", "ts_lr"),
-             "epilepsy": ("bandpower_lr",)}
+_DEFAULTS = {"ssvep": ("fbcca", "psd_lr", "fb_ts_lr"), "erp": ("xdawn_lr", "ts_lr"),
+             "task": ("csp_lda", "fbcsp_lda", "fb_ts_lr"),
+             "rest": ("csp_lda", "fbcsp_lda", "fb_ts_lr"), "epilepsy": ("bandpower_lr",)}
 
 DATASET_PARADIGMS = {"ssvep_exoskeleton": "ssvep", "muse_p300": "erp", "eegmat": "task",
-                     "bonn": "epilepsy", "delhi": "epilepsy"}
+                     "eegmmidb_baseline": "rest", "bonn": "epilepsy", "delhi": "epilepsy"}
+_NEEDS_SFREQ = {"cca", "fbcca", "bandpower_lr", "csp_lda", "psd_lr", "fb_ts_lr", "fbcsp_lda"}
 
 
 def default_baselines(paradigm: str, n_channels: int | None = None) -> tuple[str, ...]:
@@ -373,18 +399,20 @@ def default_baselines(paradigm: str, n_channels: int | None = None) -> tuple[str
 def make_baseline(name: str, classes=None, sfreq: float = 200.0, **kwargs):
     """A fresh, unfitted baseline ``name``; ``classes`` (store class names) feed the CCA.
 
-    ``cca`` takes its frequencies from ``freqs=`` or else from ``classes`` (``"13Hz"``);
-    ``cca`` and ``bandpower_lr`` take ``sfreq``.
+    ``cca``/``fbcca`` take their frequencies from ``freqs=`` or else from ``classes``
+    (``"13Hz"``); ``fb_ts_lr`` uses the SSVEP sub-bands when ``classes`` name frequencies;
+    the band-limited baselines take ``sfreq``.
     """
     if name not in CLASSICAL:
         raise ValueError(f"unknown baseline {name!r}; one of {sorted(CLASSICAL)}")
-    if name == "cca":
-        if "freqs" not in kwargs:
-            if classes is None:
-                raise ValueError("cca needs freqs= or the class names (e.g. '13Hz')")
-            kwargs["freqs"] = stimulation_freqs(classes)
-        kwargs.setdefault("sfreq", sfreq)
-    elif name == "bandpower_lr":
+    stim = stimulation_freqs(classes) if classes is not None else []
+    if name in ("cca", "fbcca") and "freqs" not in kwargs:
+        if classes is None:
+            raise ValueError(f"{name} needs freqs= or the class names (e.g. '13Hz')")
+        kwargs["freqs"] = stim
+    if name == "fb_ts_lr" and "bands" not in kwargs and any(f is not None for f in stim):
+        kwargs.setdefault("paradigm", "ssvep")
+    if name in _NEEDS_SFREQ:
         kwargs.setdefault("sfreq", sfreq)
     return CLASSICAL[name](**kwargs)
 
