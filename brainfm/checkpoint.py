@@ -8,6 +8,8 @@ original CBraMod or EEGDM code.
 from __future__ import annotations
 
 import io
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -40,13 +42,46 @@ def save_model(model: CrissCrossTransformer, path, extra: dict | None = None) ->
     return path
 
 
-def read_model_file(path, map_location="cpu") -> tuple[dict, dict, dict]:
+def read_model_file(path, map_location="cpu", allow_nonfinite: bool = False
+                    ) -> tuple[dict, dict, dict]:
     """(architecture config, state dict in brainfm's layout, extra) from a brainfm model file
     or an original CBraMod or EEGDM state dict, without building a model; ``extra["family"]``
-    names the model family the config builds (brainfm.models.registry)."""
-    path = Path(path)
+    names the model family the config builds (brainfm.models.registry).
+
+    Weights holding NaN or Inf are refused (``allow_nonfinite=True``: a warning instead)."""
+    config, state, extra = _read_model_file(Path(path), map_location)
+    _check_finite(path, state, allow_nonfinite)
+    return config, state, extra
+
+
+def _check_truncated(path: Path) -> None:
+    """torch.save writes a zip archive whose directory sits at its end: a file cut short
+    has none, and torch's own error says only "Invalid argument"."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: the file is truncated or damaged ({path.stat().st_size}"
+                              " bytes, the end of its archive is missing) -> copy or download "
+                              "it again, or re-export it")
+
+
+def _check_finite(path, state: dict, allow: bool) -> None:
+    bad = [k for k, v in state.items()
+           if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if not bad:
+        return
+    text = (f"{path}: {len(bad)} weight tensor(s) hold NaN or Inf ({', '.join(bad[:5])}"
+            f"{', ...' if len(bad) > 5 else ''})")
+    if not allow:
+        raise CheckpointError(f"{text}; the model would output NaN -> use an earlier "
+                              "checkpoint, or pass allow_nonfinite=True to load it anyway")
+    warnings.warn(text, RuntimeWarning, stacklevel=3)
+
+
+def _read_model_file(path: Path, map_location) -> tuple[dict, dict, dict]:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
+    _check_truncated(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
@@ -72,17 +107,47 @@ def read_model_config(path) -> dict:
     return read_model_file(path)[0]
 
 
-def from_pretrained(path, map_location="cpu", **overrides) -> CrissCrossTransformer:
+def _check_architecture(path, family, config: dict, state: dict) -> None:
+    """The config must describe the weights in the file before memory is allocated for it: a
+    small file whose config asks for huge layers is refused, not built."""
+    n_weights = sum(v.numel() for v in state.values() if torch.is_tensor(v))
+    for key, value in config.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > max(n_weights,
+                                                                                   1 << 16):
+            raise CheckpointError(f"{path}: config {key}={value} exceeds the {n_weights} "
+                                  "weights the file holds -> the file's config is damaged")
+    try:
+        with torch.device("meta"):  # shapes only: no memory
+            probe = build_model(family, config)
+    except Exception as err:
+        raise CheckpointError(f"{path}: its config does not build a model ({type(err).__name__}:"
+                              f" {err})") from err
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items() if torch.is_tensor(v)}
+    wrong = [f"{k}: config {expected.get(k)} vs file {found.get(k)}"
+             for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k)]
+    if wrong:
+        raise CheckpointError(f"{path}: the config does not describe the weights in the file "
+                              f"({len(wrong)} tensors differ: {'; '.join(wrong[:3])}) -> the "
+                              "file is damaged, or an override changed the architecture")
+
+
+def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
+                    **overrides) -> CrissCrossTransformer:
     """A model (criss-cross or diffusion, as the file says) from a brainfm model file or an
     original CBraMod or EEGDM state dict.
 
     ``overrides`` change constructor arguments (e.g. ``dropout=0.0``); the weights must
-    still fit. Original CBraMod files give the ``cbramod`` configuration, whose ``forward``
+    still fit, and are checked against the config before anything is allocated. Weights with
+    NaN or Inf are refused unless ``allow_nonfinite=True``. Original CBraMod files give the ``cbramod`` configuration, whose ``forward``
     on (B, C, N, 200) returns what the original's forward returns.
     """
-    config, state, extra = read_model_file(path, map_location)
+    config, state, extra = read_model_file(path, map_location, allow_nonfinite)
     extra = dict(extra)
-    model = build_model(extra.pop("family", None), {**config, **overrides})
+    family = extra.pop("family", None)
+    config = {**config, **overrides}
+    _check_architecture(path, family, config, state)
+    model = build_model(family, config)
     model.load_state_dict(state)
     model.extra = extra
     return model
