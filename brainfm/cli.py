@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .errors import BrainfmError
 from .paths import data_root, project_root
 
 CONF_DIR = project_root() / "conf"
@@ -55,7 +56,6 @@ def prep_configs(cfg):
 def run_prep(cfg) -> int:
     """brainfm-prep body: returns a process exit code (1 when every recording failed)."""
     from .data.prep import prepare
-    from .errors import BrainfmError
 
     try:
         spec, std = prep_configs(cfg)
@@ -90,8 +90,13 @@ def pretrain_main() -> None:
     @hydra.main(config_path=_conf_dir(), config_name="pretrain", version_base="1.3")
     def _main(cfg) -> None:
         from .pretrain_run import rank, run_pretrain
+        from .validate import pretrain_problems, raise_problems
 
-        result = run_pretrain(cfg)
+        try:
+            raise_problems("brainfm-pretrain", pretrain_problems(cfg))
+            result = run_pretrain(cfg)
+        except BrainfmError as err:
+            sys.exit(f"brainfm-pretrain: {err}")
         if rank() == 0:
             print("brainfm-pretrain finished: " + ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -112,8 +117,13 @@ def bench_main() -> None:
         from .bench.pretrained import ensure_pretrained
         from .bench.runner import run_benchmark
         from .pretrain_run import ensure_stores
+        from .validate import bench_problems, raise_problems
 
         experiment = OmegaConf.to_container(cfg, resolve=True)
+        try:
+            raise_problems("brainfm-bench", bench_problems(experiment, cfg.store_root))
+        except BrainfmError as err:
+            sys.exit(str(err))
         pretrained = experiment.get("pretrained")
         corpus = list(pretrained["datasets"]) if pretrained else []
         ensure_stores(list(dict.fromkeys([*cfg.datasets, *corpus])), Path(cfg.store_root),

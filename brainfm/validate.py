@@ -113,10 +113,11 @@ def pretrain_problems(cfg) -> list[str]:
         if name not in known or name_problem(name, "data.datasets"):
             continue
         spec, _ = prep_configs(compose_config([f"dataset={name}"]))
-        if view:
+        if view:  # the store pretraining reads: the dataset cut as that view
             spec = spec.with_view(view)
         problems += dataset_problems(spec)
-        bad = store_problem(Path(cfg.store_root) / spec.store_name())
+        folder = spec.store_name() if hasattr(spec, "store_name") else spec.name
+        bad = store_problem(Path(cfg.store_root) / folder)
         if bad:
             problems.append(bad)
     if cfg.get("resume") and not Path(cfg.resume).is_file():
@@ -130,10 +131,14 @@ def pretrain_problems(cfg) -> list[str]:
     return problems
 
 
-def bench_problems(experiment: dict) -> list[str]:
-    """brainfm-bench: datasets everywhere they appear, pipeline kinds, protocol keys."""
+def bench_problems(experiment: dict, store_root=None) -> list[str]:
+    """brainfm-bench: datasets everywhere they appear, pipeline kinds, protocol keys.
+    A dataset is known by its config, an inline definition or its store under ``store_root``.
+    """
     datasets = list(experiment.get("datasets") or [])
     known = known_datasets(experiment.get("dataset_configs") or {})
+    if store_root is not None and Path(store_root).is_dir():
+        known |= {p.name for p in Path(store_root).iterdir() if (p / "store.json").is_file()}
     problems = _dataset_name_problems(datasets, "datasets", known)
     if not datasets:
         problems.append("datasets: empty -> name at least one dataset to evaluate")
@@ -146,14 +151,14 @@ def bench_problems(experiment: dict) -> list[str]:
             problems.append(f"pipelines.{pname}.kind={spec.get('kind')!r}; use one of "
                             f"{list(PIPELINE_KINDS)}")
         for name in spec.get("datasets") or []:
-            if name not in datasets:
-                problems.append(f"pipelines.{pname}.datasets: {name!r} is not among the "
-                                f"experiment's datasets {datasets} (the pipeline would "
-                                "silently skip it) -> fix the name")
+            if name not in known:
+                problems.append(f"pipelines.{pname}.datasets: unknown dataset {name!r} (the "
+                                "pipeline would silently skip it); known: "
+                                f"{sorted(known)}")
     for key in (experiment.get("protocols") or {}):
-        if key != "default" and key not in datasets:
-            problems.append(f"protocols.{key}: not among the experiment's datasets "
-                            f"{datasets} (use a dataset name or 'default')")
+        if key != "default" and key not in known:
+            problems.append(f"protocols.{key}: unknown dataset {key!r} (use a dataset name "
+                            "or 'default')")
     pretrained = experiment.get("pretrained") or {}
     problems += _dataset_name_problems(pretrained.get("datasets"), "pretrained.datasets",
                                        known)

@@ -82,6 +82,8 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     (dataset name or ``default`` -> protocol spec), ``seeds``, optional ``max_folds`` (quick
     variants) and ``allow_pretraining_overlap`` (default false).
     """
+    from ..validate import bench_problems, raise_problems
+    raise_problems("run_benchmark", bench_problems(experiment, store_root))
     out_dir = Path(out_dir)
     report_dir = Path(report_dir or out_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
