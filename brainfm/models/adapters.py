@@ -30,7 +30,23 @@ class BackboneAdapter:
     heads: tuple[str, ...] = ()
 
     def load(self, spec: dict, pretrained: bool = True) -> nn.Module:
-        raise NotImplementedError
+        """From ``spec["checkpoint"]`` (a model file; its architecture only when
+        ``pretrained`` is False) or ``spec["model"]`` (constructor arguments), with
+        ``spec["overrides"]`` on top."""
+        from ..checkpoint import from_pretrained, read_model_config
+        from .registry import build_model
+
+        overrides = dict(spec.get("overrides") or {})
+        checkpoint = spec.get("checkpoint")
+        if checkpoint and pretrained:
+            return from_pretrained(checkpoint, **overrides)
+        if checkpoint:  # from scratch, with the checkpoint's architecture
+            return build_model(self.family, {**read_model_config(checkpoint), **overrides})
+        if not spec.get("model"):
+            raise ValueError(f"a {self.family} backbone needs backbone.checkpoint (a model "
+                             "file) or backbone.model (constructor arguments)")
+        config = {k: v for k, v in dict(spec["model"]).items() if k != "family"}
+        return build_model(self.family, {**config, **overrides})
 
     def classifier(self, model: nn.Module, head: str, n_classes: int, n_chans: int,
                    n_patches: int) -> nn.Module:
@@ -57,20 +73,6 @@ class CrissCrossAdapter(BackboneAdapter):
     family = "criss_cross"
     heads = ("pooled", "flatten")
 
-    def load(self, spec: dict, pretrained: bool = True) -> nn.Module:
-        from ..checkpoint import from_pretrained, read_model_config
-        from .criss_cross import CrissCrossTransformer
-
-        overrides = dict(spec.get("overrides") or {})
-        checkpoint = spec.get("checkpoint")
-        if checkpoint and pretrained:
-            return from_pretrained(checkpoint, **overrides)
-        if checkpoint:  # from scratch, with the checkpoint's architecture
-            return CrissCrossTransformer(**{**read_model_config(checkpoint), **overrides})
-        if not spec.get("model"):
-            raise ValueError("a criss_cross backbone needs backbone.checkpoint (a model file) "
-                             "or backbone.model (constructor arguments)")
-        return CrissCrossTransformer(**{**dict(spec["model"]), **overrides})
 
     def classifier(self, model, head, n_classes, n_chans, n_patches):
         self.check_head(head)
@@ -92,21 +94,6 @@ class DiffusionAdapter(BackboneAdapter):
     family = "diffusion"
     heads = ("fusion", "pooled")
 
-    def load(self, spec: dict, pretrained: bool = True) -> nn.Module:
-        from ..checkpoint import from_pretrained, read_model_config
-        from .diffusion_denoiser import DiffusionDenoiser
-
-        overrides = dict(spec.get("overrides") or {})
-        checkpoint = spec.get("checkpoint")
-        if checkpoint and pretrained:
-            return from_pretrained(checkpoint, **overrides)
-        if checkpoint:
-            return DiffusionDenoiser(**{**read_model_config(checkpoint), **overrides})
-        if not spec.get("model"):
-            raise ValueError("a diffusion backbone needs backbone.checkpoint (a model file) "
-                             "or backbone.model (constructor arguments)")
-        config = {k: v for k, v in dict(spec["model"]).items() if k != "family"}
-        return DiffusionDenoiser(**{**config, **overrides})
 
     def classifier(self, model, head, n_classes, n_chans, n_patches):
         from ..tasks.ddpm import staged_mu_law

@@ -36,6 +36,19 @@ def test_reference_weights_reproduce_reference_output():
     torch.testing.assert_close(y_batch[:, 0], y)
 
 
+def test_from_pretrained_reads_the_reference_file():
+    """brainfm.from_pretrained on the reference's own state-dict file: one call, either
+    backbone family."""
+    import brainfm
+
+    _, io = _golden()
+    model = brainfm.from_pretrained(DATA / "eegdm_2block_state_dict.pth").eval()
+    assert isinstance(model, DiffusionDenoiser) and model.extra["source_format"] == "eegdm"
+    with torch.no_grad():
+        y = model(io["x"], io["steps"][:, 0], channel_index=io["channel_index"])
+    torch.testing.assert_close(y, io["y"], atol=1e-4, rtol=1e-4)
+
+
 def test_lightning_checkpoint_prefers_ema_weights():
     state, _ = _golden()
     ckpt = {**{f"model.{k}": torch.zeros_like(v) for k, v in state.items()},
