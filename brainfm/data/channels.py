@@ -19,6 +19,8 @@ ALIASES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
 _REFERENCE_SITES = {"A1", "A2", "M1", "M2", "TP9", "TP10"}
 _PREFIXES = ("EEG", "POL", "SEEG", "ECOG", "EEG-", "EEG_")
 _REF_SUFFIX = re.compile(r"[-_ ]?(REF|LE|RE|AR|AVG|AV|CAR|M1|M2|A1A2|LINKED)$", re.IGNORECASE)
+# MNE makes duplicate labels unique with running numbers: two 'EEG Fp1' -> 'EEG Fp1-0', '-1'
+_RUNNING_NUMBER = re.compile(r"^(.*\S)-\d+$")
 
 # name patterns (on the upper-cased raw name) that decide a non-EEG type
 _TYPE_PATTERNS = [
@@ -61,9 +63,17 @@ def normalise_name(name: str) -> str:
     Strips padding dots and spaces, a modality prefix (``EEG Fp1``) and a reference suffix
     (``Fp1-REF``, ``O1-LE``), maps T3/T4/T5/T6 to T7/T8/P7/P8 and restores template case
     (``FP1`` -> ``Fp1``). A name that is not a 10-05 electrode keeps its stripped spelling,
-    so bipolar derivations such as ``A2-A1`` stay recognisable.
+    so bipolar derivations such as ``A2-A1`` stay recognisable. An electrode with the running
+    number MNE appends to duplicate labels (``EEG Fp1-1``) is that electrode: two of them
+    then collide, and the reader refuses the file instead of silently dropping their
+    positions.
     """
     stripped = name.strip().strip(".").strip()
+    numbered = _RUNNING_NUMBER.match(stripped)
+    if numbered:
+        base = normalise_name(numbered.group(1))
+        if canonical_10_05(base) is not None:
+            return base
     candidates = [stripped]
     for prefix in _PREFIXES:
         if stripped.upper().startswith(prefix) and len(stripped) > len(prefix):
