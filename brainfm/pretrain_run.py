@@ -19,11 +19,14 @@ def rank() -> int:
 
 
 def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
-                  inline: dict | None = None) -> None:
-    """Prepare each named dataset into ``store_root/<name>`` unless it is there already.
+                  inline: dict | None = None, view: str | None = None) -> list[Path]:
+    """Prepare each named dataset into its store under ``store_root`` unless it is there
+    already; returns the store folders.
 
     A dataset is ``conf/dataset/<name>.yaml``, or, when ``inline`` has an entry for it, that
     entry merged over ``conf/dataset/folder.yaml`` (a dataset defined in an experiment file).
+    ``view`` cuts the recordings another way (e.g. ``continuous`` for pretraining: long
+    non-overlapping windows instead of the task's trials) into ``<name>.<view>``.
     """
     from omegaconf import OmegaConf
 
@@ -31,17 +34,8 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
     from .data.prep import prepare
 
     inline = inline or {}
+    stores = []
     for name in datasets:
-        ready = Path(store_root) / name / "windows.parquet"
-        if ready.exists():
-            continue
-        if rank() > 0:  # rank 0 prepares; the others wait for its manifest
-            deadline = time.time() + wait_s
-            while not ready.exists():
-                if time.time() > deadline:
-                    raise TimeoutError(f"rank {rank()}: store {ready.parent} never appeared")
-                time.sleep(1.0)
-            continue
         if name in inline:
             cfg = compose_config(["dataset=folder"])
             OmegaConf.set_struct(cfg, False)
@@ -49,8 +43,23 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
         else:
             cfg = compose_config([f"dataset={name}"])
         spec, std = prep_configs(cfg)
-        summary = prepare(spec, std, resolve_data_root(data_root), Path(store_root) / name)
+        if view:
+            spec = spec.with_view(view)
+        store = Path(store_root) / spec.store_name()
+        stores.append(store)
+        ready = store / "windows.parquet"
+        if ready.exists():
+            continue
+        if rank() > 0:  # rank 0 prepares; the others wait for its manifest
+            deadline = time.time() + wait_s
+            while not ready.exists():
+                if time.time() > deadline:
+                    raise TimeoutError(f"rank {rank()}: store {store} never appeared")
+                time.sleep(1.0)
+            continue
+        summary = prepare(spec, std, resolve_data_root(data_root), store)
         print(summary.as_text())
+    return stores
 
 
 def preprocessing_contract(stores) -> dict:
@@ -61,6 +70,28 @@ def preprocessing_contract(stores) -> dict:
             "standardise_per_dataset": {m["dataset"]["name"]: m["standardise"] for m in metas},
             "sfreq": metas[0]["sfreq"] if metas else None,
             "recording_ids": sorted({i for s in stores for i in s.recording_ids()})}
+
+
+def corpus_report(dm) -> str:
+    """What the corpus holds after rejection and splitting, and the planned mix."""
+    import pandas as pd
+
+    from .data.groups import subject_groups
+
+    lines = ["brainfm-pretrain corpus (windows after amplitude rejection; held-out groups):"]
+    for name, rej in dm.rejection.items():
+        split = {k: int((v.table["dataset"] == name).sum()) for k, v in dm.splits.items()}
+        val = dm.splits["val"].table
+        held = pd.unique(subject_groups(val[val["dataset"] == name]))
+        share = dm.mixture.get(name)
+        lines.append(
+            f"  {name}: {split['train']} train / {split['val']} val windows "
+            f"({len(held)} held-out {'recordings' if '/rec/' in ''.join(held) else 'subjects'})"
+            ", "
+            f"{rej['rejected']} of {rej['windows']} rejected"
+            + (f" at max|x| >= {rej['max_abs']:g}" if rej["max_abs"] is not None else "")
+            + (f"; {share:.1%} of training batches" if share is not None else ""))
+    return "\n".join(lines)
 
 
 def _supported_precision(trainer_cfg: dict) -> dict:
@@ -90,13 +121,19 @@ def run_pretrain(cfg) -> dict:
 
     out_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    ensure_stores(cfg.data.datasets, Path(cfg.store_root), cfg.data_root)
+    data = cfg.data
+    stores = ensure_stores(data.datasets, Path(cfg.store_root), cfg.data_root,
+                           view=data.get("view"))
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    dm = BrainDataModule(list(cfg.data.datasets), store_root=cfg.store_root,
-                         patch_len=model_cfg["patch_len"], batch_size=cfg.data.batch_size,
-                         num_workers=cfg.data.num_workers, val_fraction=cfg.data.val_fraction,
-                         bucket_channels=cfg.data.bucket_channels, seed=cfg.seed,
-                         max_abs=cfg.data.max_abs)
+    dm = BrainDataModule([str(s) for s in stores], store_root=cfg.store_root,
+                         patch_len=model_cfg["patch_len"], batch_size=data.batch_size,
+                         num_workers=data.num_workers, val_fraction=data.val_fraction,
+                         bucket_channels=data.bucket_channels, seed=cfg.seed,
+                         max_abs=data.max_abs, max_abs_relative=data.get("max_abs_relative"),
+                         mix=data.get("mix"), mix_cap=data.get("mix_cap"))
+    dm.setup()
+    if rank() == 0:
+        print(corpus_report(dm))
     task = build_task(OmegaConf.to_container(cfg.task, resolve=True), model_cfg,
                       cfg.seed)
     if cfg.compile:
@@ -110,11 +147,17 @@ def run_pretrain(cfg) -> dict:
     finish_or_stop(ckpt, trainer)
     result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+    training = {"objective": "masked_patch", "steps": int(trainer.global_step),
+                "heldout": task.heldout, "drawn_mix": task.drawn_mix(),
+                "planned_mix": dm.mixture, "rejection": dm.rejection,
+                "view": data.get("view")}
+    result["heldout"] = task.heldout
     if trainer.is_global_zero:
+        (out_dir / "training_summary.json").write_text(json.dumps(training, indent=1))
         if cfg.export:
             model = getattr(task.model, "_orig_mod", task.model)
             save_model(model, out_dir / "model.pt",
-                       extra=preprocessing_contract(dm.full.stores))
+                       extra={**preprocessing_contract(dm.full.stores), "training": training})
             result["model_file"] = str(out_dir / "model.pt")
         (out_dir / "result.json").write_text(json.dumps(result, indent=1))
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -46,6 +46,8 @@ class DatasetSpec:
     standardise: dict = field(default_factory=dict)
     has_subjects: bool = True
     description: str = ""
+    views: dict = field(default_factory=dict)  # other ways to cut the same recordings
+    view: str | None = None                    # which view this spec is (None: the task's)
 
     @classmethod
     def from_dict(cls, cfg) -> "DatasetSpec":
@@ -65,7 +67,7 @@ class DatasetSpec:
                 cfg[key] = [cfg[key]]
             if key in cfg:
                 cfg[key] = list(cfg[key])
-        for key in ("read", "standardise"):
+        for key in ("read", "standardise", "views"):
             cfg[key] = _plain(cfg.get(key) or {})
         spec = cls(labels=labels, windows=windows, **cfg)
         spec.labels.map = {str(k): str(v) for k, v in _plain(spec.labels.map).items()}
@@ -93,6 +95,42 @@ class DatasetSpec:
                 re.compile(self.path_regex)
             except re.error as err:
                 raise ConfigError(f"dataset.path_regex {self.path_regex!r}: {err}") from err
+
+
+    def with_view(self, view: str) -> "DatasetSpec":
+        """The same recordings cut another way, e.g. ``continuous`` for pretraining.
+
+        A view replaces the window rule (and, unless it says otherwise, drops the labels): a
+        task cuts event-locked trials, pretraining wants the continuous signal in long
+        non-overlapping windows. Every dataset has the ``continuous`` view (fixed
+        ``CONTINUOUS_LENGTH_S`` windows); ``views:`` in its config overrides or adds views.
+        The dataset keeps its name, so leakage checks see the same recordings.
+        """
+        known = {CONTINUOUS_VIEW: {}, **self.views}
+        if view not in known:
+            raise ConfigError(f"dataset {self.name!r} has no view {view!r}; it has "
+                              f"{sorted(known)} (declare one under 'views:' in its config)")
+        override = _plain(known[view] or {})
+        unknown = set(override) - {"windows", "labels"}
+        if unknown:
+            raise ConfigError(f"dataset {self.name!r} view {view!r}: unknown key(s) "
+                              f"{sorted(unknown)}; a view sets 'windows' and 'labels'")
+        windows = {"kind": "fixed", "length_s": CONTINUOUS_LENGTH_S, "stride_s": None,
+                   "reject_max_abs": None} if view == CONTINUOUS_VIEW else asdict(self.windows)
+        windows.update(override.get("windows") or {})
+        labels = override.get("labels") or {"source": "none", "map": {}, "classes": []}
+        out = replace(self, windows=WindowSpec(**windows), labels=LabelSpec(**labels),
+                      views={}, view=view)
+        out.validate()
+        return out
+
+    def store_name(self) -> str:
+        """The store folder's name: the dataset's, plus ``.<view>`` for a view."""
+        return self.name if self.view is None else f"{self.name}.{self.view}"
+
+
+CONTINUOUS_VIEW = "continuous"
+CONTINUOUS_LENGTH_S = 10.0
 
 
 def _plain(obj):

@@ -165,6 +165,10 @@ class WindowDataset(torch.utils.data.Dataset):
         """Per window: its number of samples (windows of unequal length never mix)."""
         return self._n_samples
 
+    def codes(self, column: str) -> np.ndarray:
+        """Per window: the integer code of its ``subject``, ``session`` or ``dataset``."""
+        return self._codes[column]
+
     def channel_keys(self) -> np.ndarray:
         """Per window: its channel count, for bucketing by channel set."""
         return self._n_channels
