@@ -17,10 +17,18 @@ recordings is a transductive advantage the baselines do not get.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ..data.store import atomic_write_bytes
 from .protocols import LeakageError
+
+
+class UnlearnedCheckpointWarning(UserWarning):
+    """A checkpoint that does not beat the trivial predictors on held-out subjects."""
+
+
+_WARNED: set[str] = set()
 
 
 def checkpoint_for(path_template: str, dataset: str) -> str:
@@ -63,6 +71,36 @@ def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[
     return paths
 
 
+def pretraining_gate(extra: dict) -> dict[str, float] | None:
+    """Held-out datasets on which the model did NOT beat the best trivial predictor
+    (model MSE / best trivial MSE, >= 1), from a model file's training summary; None when
+    the file has no held-out figures (an imported or pre-0.2 model)."""
+    heldout = (extra.get("training") or {}).get("heldout")
+    if not heldout:
+        return None
+    return {name: row["model_vs_best_trivial"] for name, row in heldout.items()
+            if row.get("multichannel") and row["model_vs_best_trivial"] >= 1.0}
+
+
+def warn_if_unlearned(checkpoint, extra: dict) -> None:
+    """Warn (once per checkpoint) when a checkpoint is not a pretrained model in the sense
+    that matters: beating copying its neighbours on held-out subjects."""
+    key = str(checkpoint)
+    failing = pretraining_gate(extra)
+    if key in _WARNED or failing == {}:  # seen already, or it passes
+        return
+    _WARNED.add(key)
+    if failing is None:
+        why = "its model file has no held-out figures beside the trivial predictors"
+    else:
+        why = "on held-out subjects it does not beat the best trivial predictor for " + \
+            ", ".join(f"{d} (model/trivial MSE {r:.3f})" for d, r in sorted(failing.items()))
+    warnings.warn(f"\n{'!' * 78}\nCHECKPOINT {checkpoint} IS NOT A WORKING PRETRAINED MODEL: "
+                  f"{why}. 'pretrained' rows built on it measure a barely trained network; "
+                  f"see docs/pretraining.md.\n{'!' * 78}", UnlearnedCheckpointWarning,
+                  stacklevel=2)
+
+
 def check_pretraining_disjoint(checkpoint, dataset: str, store=None) -> list[str]:
     """The checkpoint's pretraining datasets; raises when the evaluated ``dataset`` is among
     them by name, or when any of its recordings (``store``, a CorpusStore) is among the
@@ -70,6 +108,7 @@ def check_pretraining_disjoint(checkpoint, dataset: str, store=None) -> list[str
     from ..checkpoint import read_model_file
 
     extra = read_model_file(checkpoint)[2]
+    warn_if_unlearned(checkpoint, extra)
     corpus = list(extra.get("datasets") or [])
     fix = ("-> pretrain without it (pretrained.leave_dataset_out: true, or leave it out of "
            "pretrained.datasets) or set allow_pretraining_overlap: true and report the "
