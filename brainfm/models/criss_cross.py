@@ -16,7 +16,7 @@ from torch import nn
 from .dropout import Dropout
 
 from .embedding import PatchEmbedding
-from .heads import build_head
+from .heads import ReconstructionHead, build_head
 from .positional import build_positional
 
 
@@ -87,16 +87,27 @@ class CrissCrossTransformer(nn.Module):
                  patch_len: int = 200, d_model: int = 200, n_layers: int = 12,
                  n_heads: int = 8, d_ff: int = 800, dropout: float = 0.1,
                  positional: str = "sensor", acpe_kernel=(19, 7), mask_token: str = "zeros",
-                 head: str = "reconstruction", init: str = "cbramod"):
+                 head: str = "reconstruction", init: str = "cbramod",
+                 spectral_input: str = "abs", amplitude_norm: str = "none",
+                 linear_branch: bool = False):
         super().__init__()
+        if amplitude_norm not in AMPLITUDE_NORMS:
+            raise ValueError(f"amplitude_norm={amplitude_norm!r}; use one of {AMPLITUDE_NORMS}")
         self.config = dict(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq,
                            patch_len=patch_len, d_model=d_model, n_layers=n_layers,
                            n_heads=n_heads, d_ff=d_ff, dropout=dropout, positional=positional,
                            acpe_kernel=list(acpe_kernel), mask_token=mask_token, head=head,
-                           init=init)
+                           init=init, spectral_input=spectral_input,
+                           amplitude_norm=amplitude_norm, linear_branch=linear_branch)
         self.chs_info = chs_info
         self.patch_len, self.d_model, self.positional_kind = patch_len, d_model, positional
-        self.patch_embed = PatchEmbedding(patch_len, d_model, dropout, mask_token=mask_token)
+        self.amplitude_norm = amplitude_norm
+        self.patch_embed = PatchEmbedding(patch_len, d_model, dropout, mask_token=mask_token,
+                                          spectral_input=spectral_input,
+                                          linear_branch=linear_branch)
+        # the amplitude a channel was divided by, as a token feature: the network works on
+        # unit-scale signals yet still knows how large each channel was
+        self.scale_embed = nn.Linear(1, d_model) if amplitude_norm == "channel" else None
         self.pos_enc = build_positional(positional, d_model, acpe_kernel)
         self.layers = nn.ModuleList(CrissCrossLayer(d_model, n_heads, d_ff, dropout)
                                     for _ in range(n_layers))
@@ -125,19 +136,32 @@ class CrissCrossTransformer(nn.Module):
                          channel_mask: torch.Tensor | None = None,
                          mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per-patch features (B, C, N, D). ``mask`` (B, C, N) bool marks patches to hide."""
+        return self._encode(x, sensors, channel_mask, mask)[0]
+
+    def _encode(self, x, sensors, channel_mask, mask):
+        """(features, per-channel scale or None)."""
         x = self._as_patches(x)
         valid = None if channel_mask is None or bool(channel_mask.all()) else channel_mask
+        scale = None
+        if self.amplitude_norm == "channel":
+            scale = visible_rms(x, mask, channel_mask)
+            x = x / scale
         tokens = self.patch_embed(x, mask=mask, valid=valid)
+        if scale is not None:
+            tokens = tokens + self.scale_embed(torch.log(scale))
         tokens = self.pos_enc(tokens, sensors, valid)
         for layer in self.layers:
             tokens = layer(tokens, valid)
-        return tokens
+        return tokens, scale
 
     def forward(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
                 channel_mask: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        feats = self.forward_features(x, sensors, channel_mask, mask)
-        return self.head(feats, channel_mask)
+        feats, scale = self._encode(x, sensors, channel_mask, mask)
+        out = self.head(feats, channel_mask)
+        if scale is not None and isinstance(self.head, ReconstructionHead):
+            out = out * scale  # reconstructions back in the input's units
+        return out
 
     def reset_head(self, head: str, n_outputs: int | None = None, n_chans: int | None = None,
                    n_patches: int | None = None) -> None:
@@ -148,6 +172,28 @@ class CrissCrossTransformer(nn.Module):
         self.config.update(head=head, n_outputs=n_outputs)
         if head == "flatten":
             self.config.update(n_chans=n_chans, n_times=n_patches * self.patch_len)
+
+
+AMPLITUDE_NORMS = ("none", "channel")
+
+
+def visible_rms(x: torch.Tensor, mask: torch.Tensor | None = None,
+                channel_mask: torch.Tensor | None = None, floor: float = 1e-3) -> torch.Tensor:
+    """(B, C, 1, 1) root-mean-square of each channel over its visible patches.
+
+    Computed from what the model may see only (never a hidden patch), so dividing by it
+    leaks nothing; a channel with every patch hidden gets its sample's visible RMS.
+    """
+    b, c, n, p = x.shape
+    visible = torch.ones(b, c, n, dtype=torch.bool, device=x.device) if mask is None else ~mask
+    if channel_mask is not None:
+        visible = visible & channel_mask[:, :, None].to(torch.bool)
+    w = visible.to(x.dtype)[..., None]
+    power = (x.float() ** 2 * w).sum(dim=(2, 3))                # (B, C)
+    count = w.sum(dim=(2, 3))                                   # visible patches (B, C)
+    sample = power.sum(dim=1, keepdim=True) / (count.sum(dim=1, keepdim=True) * p).clamp_min(1)
+    per_channel = torch.where(count > 0, power / (count * p).clamp_min(1), sample)
+    return per_channel.clamp_min(floor ** 2).sqrt().to(x.dtype)[:, :, None, None]
 
 
 def _cbramod_init(module: nn.Module) -> None:

@@ -84,14 +84,22 @@ class PatchEmbedding(nn.Module):
 
     ``mask_token="zeros"`` replaces masked patches by zeros in the signal before embedding
     (CBraMod's frozen mask vector); ``"learned"`` replaces their embedding by a trained
-    vector (as BERT/MAE do).
+    vector (as BERT/MAE do). ``spectral_input="abs"`` feeds the amplitude spectrum as
+    CBraMod does (in units of 100 uV its values are ~50x smaller than the temporal branch's
+    output, so the branch barely counts); ``"log"`` feeds its logarithm, which spans the
+    1/f range evenly and is on the temporal branch's scale. ``linear_branch`` adds a linear
+    projection of the raw patch.
     """
 
     def __init__(self, patch_len: int = 200, d_model: int = 200, dropout: float = 0.1,
-                 n_steps: int = 8, mask_token: str = "zeros"):
+                 n_steps: int = 8, mask_token: str = "zeros", spectral_input: str = "abs",
+                 linear_branch: bool = False):
         super().__init__()
         if mask_token not in ("zeros", "learned"):
             raise ValueError(f"mask_token={mask_token!r}; use 'zeros' or 'learned'")
+        if spectral_input not in ("abs", "log"):
+            raise ValueError(f"spectral_input={spectral_input!r}; use 'abs' or 'log'")
+        self.spectral_input = spectral_input
         self.patch_len, self.d_model, self.mask_mode = patch_len, d_model, mask_token
         if mask_token == "zeros":
             self.mask_token = nn.Parameter(torch.zeros(patch_len), requires_grad=False)
@@ -99,6 +107,10 @@ class PatchEmbedding(nn.Module):
             self.mask_token = nn.Parameter(torch.zeros(d_model))
             nn.init.normal_(self.mask_token, std=0.02)
         self.temporal = TemporalConvBranch(patch_len, d_model, n_steps)
+        # a linear projection of the raw samples (ViT/MAE's patch embedding): keeps the
+        # waveform's phase and amplitude, which a narrow model's 8-step convolution
+        # features (d_model / 8 filters) and the magnitude spectrum cannot carry
+        self.linear = nn.Linear(patch_len, d_model) if linear_branch else None
         self.spectral = nn.Linear(patch_len // 2 + 1, d_model)
         self.spectral_dropout = Dropout(dropout)
 
@@ -109,8 +121,13 @@ class PatchEmbedding(nn.Module):
                              f"{self.patch_len}")
         if mask is not None and self.mask_mode == "zeros":
             x = torch.where(mask.unsqueeze(-1), self.mask_token.to(x.dtype), x)
-        spectrum = torch.fft.rfft(x.float(), dim=-1, norm="forward").abs().to(x.dtype)
+        spectrum = torch.fft.rfft(x.float(), dim=-1, norm="forward").abs()
+        if self.spectral_input == "log":
+            spectrum = torch.log(spectrum + 1e-4)
+        spectrum = spectrum.to(x.dtype)
         tokens = self.temporal(x, valid) + self.spectral_dropout(self.spectral(spectrum))
+        if self.linear is not None:
+            tokens = tokens + self.linear(x)
         if mask is not None and self.mask_mode == "learned":
             tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
         return tokens
