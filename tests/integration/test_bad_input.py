@@ -223,9 +223,10 @@ def eegmat_spec() -> DatasetSpec:
 
 
 def tiny_eegmat(data_root, tmp_path):
-    """tmp_path/eegmat with two real recordings and one cut inside its first data record."""
-    folder = tmp_path / "eegmat"
-    folder.mkdir()
+    """tmp_path/data/eegmat with two real recordings and one cut inside its first data
+    record (the store goes beside the data root: brainfm refuses stores inside it)."""
+    folder = tmp_path / "data" / "eegmat"
+    folder.mkdir(parents=True)
     for name in GOOD:
         shutil.copy(data_root / "eegmat" / name, folder / name)
     src = data_root / "eegmat" / BAD
@@ -233,8 +234,8 @@ def tiny_eegmat(data_root, tmp_path):
     return folder
 
 
-def run_prepare(tmp_path):
-    return prepare(eegmat_spec(), StandardiseConfig(), tmp_path, tmp_path / "store",
+def run_prepare(data_root):
+    return prepare(eegmat_spec(), StandardiseConfig(), data_root, data_root.parent / "store",
                    progress=False)
 
 
@@ -242,7 +243,7 @@ def run_prepare(tmp_path):
 def prepared(data_root, tmp_path):
     """(dataset folder, store folder, summary) of one prepare over the tiny dataset."""
     folder = tiny_eegmat(data_root, tmp_path)
-    return folder, tmp_path / "store", run_prepare(tmp_path)
+    return folder, tmp_path / "store", run_prepare(folder.parent)
 
 
 def test_batch_records_the_bad_file_and_goes_on(prepared):
