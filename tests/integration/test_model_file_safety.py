@@ -75,3 +75,17 @@ def test_intact_file_still_loads_the_same_weights(model_file):
     a = from_pretrained(ORIGINAL).state_dict()
     b = from_pretrained(model_file).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o007])
+def test_model_file_follows_the_umask(tmp_path, umask):
+    """Model files used to be 0600 while packs were 0644: shared folders half unreadable."""
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        path = save_model(from_pretrained(ORIGINAL), tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -120,3 +120,24 @@ def test_two_writers_on_one_store_take_turns(tmp_path):
     for pack in store.windows["pack"].unique():
         assert np.isfinite(store.array(pack)).all()
     assert not list((tmp_path / "eegmat_sample" / "shards").glob("*.npy"))
+
+
+def test_a_reader_waits_for_the_writer(tmp_path):
+    """While a writer holds the store's lock (here: a process committing by hand), opening
+    the store waits for it, then sees the committed store."""
+    import time
+
+    store = tmp_path / "eegmat_sample"
+    _prep(store, limit=2)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from brainfm.data.store import store_lock\n"
+         f"with store_lock({str(store)!r}):\n"
+         "    print('held', flush=True)\n    time.sleep(3)\n"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.perf_counter()
+    opened = CorpusStore(store)
+    waited = time.perf_counter() - t0
+    holder.wait(timeout=60)
+    assert waited > 1.5 and len(opened) == 24

@@ -42,3 +42,16 @@ def test_corrupt_cell_is_set_aside_and_recomputed(tmp_path, store_root, damage):
     assert json.loads(cell.read_text())["rows"] == json.loads(good)["rows"]
     aside = list((tmp_path / "cells" / "corrupt").glob(f"{cell.stem}.*.json"))
     assert len(aside) == 1 and aside[0].read_bytes() != good
+
+
+def test_cells_follow_the_umask(tmp_path, store_root):
+    import os
+    import stat
+
+    old = os.umask(0o002)
+    try:
+        run_benchmark(EXPERIMENT, store_root, tmp_path, progress=False)
+    finally:
+        os.umask(old)
+    cells = list((tmp_path / "cells").glob("*.json"))
+    assert cells and all(stat.S_IMODE(c.stat().st_mode) == 0o664 for c in cells)
