@@ -189,7 +189,7 @@ def store_lock(root: Path, timeout: float = -1, shared_read: bool = False):
 
     path = Path(root) / LOCK_NAME
     try:
-        lock = FileLock(str(path))
+        lock = FileLock(str(path), mode=0o666 & ~_umask())  # others sharing the store lock too
         lock.acquire(timeout=0)
     except Timeout:
         print(f"brainfm: {root} is being written by another process (lock {path}); "
