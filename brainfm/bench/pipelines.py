@@ -151,11 +151,14 @@ class NeuralPipeline:
         return load_backbone(spec, n_classes, windows, pretrained=uses_pretrained_weights(
             {"kind": self.kind, "backbone": spec}))
 
-    def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
+    def run_fold(self, windows: WindowDataset, split, seed: int,
+                 callbacks=()) -> FoldPrediction:
+        """``callbacks``: extra Lightning callbacks (a learning-curve recorder, say)."""
         with quiet_lightning():
-            return self._run_fold(windows, split, seed)
+            return self._run_fold(windows, split, seed, list(callbacks))
 
-    def _run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
+    def _run_fold(self, windows: WindowDataset, split, seed: int,
+                  extra_callbacks: list) -> FoldPrediction:
         import lightning as L
         from lightning.pytorch.callbacks import EarlyStopping
 
@@ -176,7 +179,7 @@ class NeuralPipeline:
                 callbacks.append(EarlyStopping(monitor, mode=mode, patience=self.patience))
         trainer = L.Trainer(max_epochs=self.epochs, accelerator="auto", devices=1,
                             logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, callbacks=callbacks,
+                            enable_model_summary=False, callbacks=callbacks + extra_callbacks,
                             enable_checkpointing=False, gradient_clip_val=self.grad_clip,
                             num_sanity_val_steps=0)
         val = (batch_loader(windows.subset(split.val), self.batch_size, False, seed)

@@ -122,13 +122,16 @@ def _fmt(x: float, spec: str = ".3f") -> str:
 def markdown(table: pd.DataFrame, cells: pd.DataFrame | None = None) -> str:
     """Per dataset: pipelines x metrics as mean +- sd across units (subjects or folds) of the
     seed-averaged score, the seed spread of the first metric, with ``cells``
-    (:meth:`ResultsStore.frames`) the median seconds and selected epoch per fold; then the
-    corrected pairwise tests."""
+    (:meth:`ResultsStore.frames`) the band and window a classical baseline reads and the
+    median seconds and selected epoch per fold; then the corrected pairwise tests."""
     if table.empty:
         return "(no results)"
     per_cell = pd.DataFrame() if cells is None else cells
     medians = {col: (per_cell.groupby(["dataset", "pipeline"])[col].median().to_dict()
                      if col in per_cell else {}) for col in ("seconds", "selected_epoch")}
+    bands = ({} if "band" not in per_cell else
+             per_cell.dropna(subset=["band"]).groupby(["dataset", "pipeline"])
+             .agg({"band": "first", "window_s": "first"}).to_dict("index"))
     out = []
     for (dataset, protocol), part in summary(table).items():
         metrics = [m for m in MAIN_METRICS if f"{m}_mean" in part.columns]
@@ -145,7 +148,10 @@ def markdown(table: pd.DataFrame, cells: pd.DataFrame | None = None) -> str:
                        for m in metrics]
             key = (dataset, row["pipeline"])
             sec, epoch = (medians[c].get(key, np.nan) for c in ("seconds", "selected_epoch"))
-            out.append(f"| {row['pipeline']} | " + " | ".join(entries)
+            band = bands.get(key)
+            name = row["pipeline"] + (f" ({band['band']}, {band['window_s']:g} s)" if band
+                                      else "")
+            out.append(f"| {name} | " + " | ".join(entries)
                        + f" | {int(row['n'])} | {int(row['n_seeds'])} | "
                        f"{_fmt(row[f'{metrics[0]}_seed_sd'])} | {_fmt(sec, '.1f')} | "
                        f"{_fmt(epoch, '.0f')} |")

@@ -26,7 +26,9 @@ def test_runner_writes_tables_and_resumes(prepared_stores, tmp_path):
     assert set(per_subject["subject"]) == {"00", "01"}        # LOSO: the test subjects only
     assert {"balanced_accuracy", "auroc", "auprc"} <= set(table["metric"])
     summary = (tmp_path / "summary.md").read_text()
-    assert "| ts_lr |" in summary and "Wilcoxon" in summary
+    assert "| ts_lr (broadband, 5 s) |" in summary and "p Holm" in summary
+    scratch = next(line for line in summary.splitlines() if line.startswith("| scratch |"))
+    assert scratch.endswith("| 1 |")                  # the epoch validation chose, per fold
     assert (tmp_path / "eegmat_loso_balanced_accuracy.png").exists()
     again = run_benchmark(experiment, store_root, tmp_path, progress=False)
     assert again["computed"] == 0 and again["skipped"] == 6
