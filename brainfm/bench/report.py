@@ -122,13 +122,17 @@ def _fmt(x: float, spec: str = ".3f") -> str:
 def markdown(table: pd.DataFrame, cells: pd.DataFrame | None = None) -> str:
     """Per dataset: pipelines x metrics as mean +- sd across units (subjects or folds) of the
     seed-averaged score, the seed spread of the first metric, with ``cells``
-    (:meth:`ResultsStore.frames`) the band and window a classical baseline reads and the
-    median seconds and selected epoch per fold; then the corrected pairwise tests."""
+    (:meth:`ResultsStore.frames`) the band and window a classical baseline reads, the
+    median seconds, selected epoch and best validation score per fold (what a sweep chooses
+    on: never the test columns); then the corrected pairwise tests."""
     if table.empty:
         return "(no results)"
     per_cell = pd.DataFrame() if cells is None else cells
     medians = {col: (per_cell.groupby(["dataset", "pipeline"])[col].median().to_dict()
                      if col in per_cell else {}) for col in ("seconds", "selected_epoch")}
+    val_cols = [c for c in per_cell.columns if str(c).startswith("best_val_")]
+    best_val = {(d, p, c[len("best_val_"):]): v for c in val_cols for (d, p), v in
+                per_cell.groupby(["dataset", "pipeline"])[c].median().dropna().items()}
     bands = ({} if "band" not in per_cell else
              per_cell.dropna(subset=["band"]).groupby(["dataset", "pipeline"])
              .agg({"band": "first", "window_s": "first"}).to_dict("index"))
@@ -140,21 +144,22 @@ def markdown(table: pd.DataFrame, cells: pd.DataFrame | None = None) -> str:
                 f"Mean +- sd across {unit} of each {unit[:-1]}'s seed-averaged score; "
                 f"'seed sd': sd across seeds of the mean over {unit} ({metrics[0]}).", "",
                 "| pipeline | " + " | ".join(metrics)
-                + f" | {unit} | seeds | seed sd | s / fold | selected epoch |",
-                "|---|" + "---|" * (len(metrics) + 5)]
+                + f" | {unit} | seeds | seed sd | s / fold | selected epoch | best val |",
+                "|---|" + "---|" * (len(metrics) + 6)]
         for row in part.to_dict("records"):
             entries = ["-" if not np.isfinite(row[f"{m}_mean"]) else
                        f"{row[f'{m}_mean']:.3f} +- {np.nan_to_num(row[f'{m}_sd']):.3f}"
                        for m in metrics]
             key = (dataset, row["pipeline"])
             sec, epoch = (medians[c].get(key, np.nan) for c in ("seconds", "selected_epoch"))
+            val = " ".join(f"{m} {v:.3f}" for (d, p, m), v in best_val.items() if (d, p) == key)
             band = bands.get(key)
             name = row["pipeline"] + (f" ({band['band']}, {band['window_s']:g} s)" if band
                                       else "")
             out.append(f"| {name} | " + " | ".join(entries)
                        + f" | {int(row['n'])} | {int(row['n_seeds'])} | "
                        f"{_fmt(row[f'{metrics[0]}_seed_sd'])} | {_fmt(sec, '.1f')} | "
-                       f"{_fmt(epoch, '.0f')} |")
+                       f"{_fmt(epoch, '.0f')} | {val or '-'} |")
         out.append("")
         out += test_lines(table, dataset, protocol)
     return "\n".join(out)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainfm.bench.report import pairwise_tests, summary
+from brainfm.bench.report import markdown, pairwise_tests, summary
 from brainfm.bench.stats import (benjamini_hochberg, cohens_dz, hierarchical_bootstrap, holm,
                                  rank_biserial, seed_summary)
 
@@ -110,3 +110,22 @@ def test_report_counts_subjects_and_corrects_within_the_family():
     assert tests["q_bh"].to_numpy() == pytest.approx(benjamini_hochberg(tests["p"].to_numpy()))
     ab = tests[(tests["a"] == "a") & (tests["b"] == "b")].iloc[0]
     assert ab["rank_biserial"] == 1.0 and ab["ci_low"] > 0.05 and ab["mean_diff"] > 0.08
+
+
+def test_summary_shows_units_seeds_bands_and_what_validation_chose():
+    rng = np.random.default_rng(0)
+    table = _tidy({"net": rng.uniform(0.5, 0.8, (5, 2)), "csp": rng.uniform(0.5, 0.8, (5, 2))})
+    cells = pd.DataFrame(
+        [dict(dataset="d", pipeline="net", fold=f"f{i}", seed=s, seconds=1.0,
+              selected_epoch=3 + i, best_val_auroc=0.6 + 0.01 * i)
+         for i in range(5) for s in (0, 1)]
+        + [dict(dataset="d", pipeline="csp", fold=f"f{i}", seed=s, seconds=2.0,
+                band="8-30 Hz", window_s=5.0) for i in range(5) for s in (0, 1)])
+    text = markdown(table, cells)
+    assert "| subjects | seeds | seed sd | s / fold | selected epoch | best val |" in text
+    net = next(line for line in text.splitlines() if line.startswith("| net |"))
+    assert net.endswith("| 5 | 2 | " + format(np.std(table[table["pipeline"] == "net"]
+                                                         .groupby("seed")["value"].mean(),
+                                                         ddof=1), ".3f")
+                        + " | 1.0 | 5 | auroc 0.620 |")          # medians over folds
+    assert "| csp (8-30 Hz, 5 s) |" in text and "| p Holm | q BH |" in text
