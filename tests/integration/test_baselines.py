@@ -54,7 +54,7 @@ def test_ssvep_cca_far_above_chance(prepared_stores):
 def test_ssvep_filter_bank_cca_reaches_the_anchor(prepared_stores):
     """Filter-bank CCA, the first 6 LOSO folds; the issue's anchor is 0.70 (chance 0.25).
 
-    Observed on all 12 subjects: 0.846 +/- 0.142 (CCA 0.763; benchmarks/ssvep_baselines.py);
+    Observed on all 12 subjects: 0.846 +/- 0.142 (CCA 0.763; benchmarks/classical_baselines.py);
     on these 6: 0.79.
     """
     root, _ = prepared_stores
