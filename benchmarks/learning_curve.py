@@ -52,6 +52,7 @@ class EpochScores(L.Callback):
                           "val_loss": float(m["val/loss"]),
                           "val_balanced_accuracy": float(m["val/balanced_accuracy"]),
                           "test_balanced_accuracy": balanced_accuracy_score(self.y, pred)})
+        print(" ".join(f"{k} {v:.3f}" for k, v in self.rows[-1].items()), flush=True)
 
 
 def main() -> None:
