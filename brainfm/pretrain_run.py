@@ -130,7 +130,8 @@ def run_pretrain(cfg) -> dict:
                          num_workers=data.num_workers, val_fraction=data.val_fraction,
                          bucket_channels=data.bucket_channels, seed=cfg.seed,
                          max_abs=data.max_abs, max_abs_relative=data.get("max_abs_relative"),
-                         mix=data.get("mix"), mix_cap=data.get("mix_cap"))
+                         mix=data.get("mix"), mix_cap=data.get("mix_cap"),
+                         test_groups=list(data.get("exclude_groups") or []))
     dm.setup()
     if rank() == 0:
         print(corpus_report(dm))
@@ -147,7 +148,8 @@ def run_pretrain(cfg) -> dict:
     finish_or_stop(ckpt, trainer)
     result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-    training = {"objective": "masked_patch", "steps": int(trainer.global_step),
+    training = {"objective": cfg.task.get("kind", "masked_patch"),
+                "steps": int(trainer.global_step),
                 "heldout": task.heldout, "drawn_mix": task.drawn_mix(),
                 "planned_mix": dm.mixture, "rejection": dm.rejection,
                 "view": data.get("view")}

@@ -16,6 +16,7 @@ from torch import nn
 from .dropout import Dropout
 
 from .embedding import PatchEmbedding
+from .fill import visible_channel_mean
 from .heads import ReconstructionHead, build_head
 from .positional import build_positional
 
@@ -108,6 +109,9 @@ class CrissCrossTransformer(nn.Module):
         # the amplitude a channel was divided by, as a token feature: the network works on
         # unit-scale signals yet still knows how large each channel was
         self.scale_embed = nn.Linear(1, d_model) if amplitude_norm == "channel" else None
+        # mask_token="mean": how much of the neighbours' mean each hidden patch keeps, learned
+        # per token (starts at 1: the visible-channel mean; 0 where neighbours mislead)
+        self.fill_gate = nn.Linear(d_model, 1) if mask_token == "mean" else None
         self.pos_enc = build_positional(positional, d_model, acpe_kernel)
         self.layers = nn.ModuleList(CrissCrossLayer(d_model, n_heads, d_ff, dropout)
                                     for _ in range(n_layers))
@@ -117,6 +121,9 @@ class CrissCrossTransformer(nn.Module):
             raise ValueError(f"init={init!r}; use cbramod, brainfm or torch")
         if init in ("cbramod", "brainfm"):
             self.apply(_cbramod_init)
+        if self.fill_gate is not None:
+            nn.init.zeros_(self.fill_gate.weight)
+            nn.init.ones_(self.fill_gate.bias)
         if init == "brainfm" and hasattr(self.head, "proj"):
             # start as the all-zeros predictor: early steps then improve on it instead of
             # first undoing a random projection ~10x larger than standardised EEG
@@ -139,28 +146,35 @@ class CrissCrossTransformer(nn.Module):
         return self._encode(x, sensors, channel_mask, mask)[0]
 
     def _encode(self, x, sensors, channel_mask, mask):
-        """(features, per-channel scale or None)."""
+        """(features, per-channel scale or None, the input as filled or None)."""
         x = self._as_patches(x)
         valid = None if channel_mask is None or bool(channel_mask.all()) else channel_mask
         scale = None
         if self.amplitude_norm == "channel":
             scale = visible_rms(x, mask, channel_mask)
             x = x / scale
+        filled = None
+        if self.patch_embed.mask_mode == "mean" and mask is not None:
+            fill = visible_channel_mean(x, mask, channel_mask)
+            x = filled = torch.where(mask[..., None], fill, x)
         tokens = self.patch_embed(x, mask=mask, valid=valid)
         if scale is not None:
             tokens = tokens + self.scale_embed(torch.log(scale))
         tokens = self.pos_enc(tokens, sensors, valid)
         for layer in self.layers:
             tokens = layer(tokens, valid)
-        return tokens, scale
+        return tokens, scale, filled
 
     def forward(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
                 channel_mask: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        feats, scale = self._encode(x, sensors, channel_mask, mask)
+        feats, scale, filled = self._encode(x, sensors, channel_mask, mask)
         out = self.head(feats, channel_mask)
-        if scale is not None and isinstance(self.head, ReconstructionHead):
-            out = out * scale  # reconstructions back in the input's units
+        if isinstance(self.head, ReconstructionHead):
+            if filled is not None:  # the head learns the correction to the gated guess
+                out = out + self.fill_gate(feats) * filled
+            if scale is not None:
+                out = out * scale   # reconstructions back in the input's units
         return out
 
     def reset_head(self, head: str, n_outputs: int | None = None, n_chans: int | None = None,

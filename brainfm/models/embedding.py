@@ -79,12 +79,17 @@ class TemporalConvBranch(nn.Module):
         return h.permute(0, 2, 1, 3).reshape(b, c, n, -1)
 
 
+MASK_TOKENS = ("zeros", "learned", "mean")
+
+
 class PatchEmbedding(nn.Module):
     """Temporal-convolution and spectral branches, summed.
 
     ``mask_token="zeros"`` replaces masked patches by zeros in the signal before embedding
     (CBraMod's frozen mask vector); ``"learned"`` replaces their embedding by a trained
-    vector (as BERT/MAE do). ``spectral_input="abs"`` feeds the amplitude spectrum as
+    vector (as BERT/MAE do); ``"mean"`` expects masked patches already filled by the caller
+    (the criss-cross model fills them with the mean of the visible channels) and adds a
+    trained vector to their embedding, so the network knows which patches are guesses. ``spectral_input="abs"`` feeds the amplitude spectrum as
     CBraMod does (in units of 100 uV its values are ~50x smaller than the temporal branch's
     output, so the branch barely counts); ``"log"`` feeds its logarithm, which spans the
     1/f range evenly and is on the temporal branch's scale. ``linear_branch`` adds a linear
@@ -95,8 +100,8 @@ class PatchEmbedding(nn.Module):
                  n_steps: int = 8, mask_token: str = "zeros", spectral_input: str = "abs",
                  linear_branch: bool = False):
         super().__init__()
-        if mask_token not in ("zeros", "learned"):
-            raise ValueError(f"mask_token={mask_token!r}; use 'zeros' or 'learned'")
+        if mask_token not in MASK_TOKENS:
+            raise ValueError(f"mask_token={mask_token!r}; use one of {MASK_TOKENS}")
         if spectral_input not in ("abs", "log"):
             raise ValueError(f"spectral_input={spectral_input!r}; use 'abs' or 'log'")
         self.spectral_input = spectral_input
@@ -130,4 +135,6 @@ class PatchEmbedding(nn.Module):
             tokens = tokens + self.linear(x)
         if mask is not None and self.mask_mode == "learned":
             tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
+        elif mask is not None and self.mask_mode == "mean":
+            tokens = tokens + mask.unsqueeze(-1).to(tokens.dtype) * self.mask_token.to(tokens.dtype)
         return tokens

@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import torch
 
+from ..models.fill import visible_channel_mean
+
 PREDICTORS = ("zeros", "spatial", "temporal")
 
 
 def spatial_mean(x: torch.Tensor, mask: torch.Tensor,
                  channel_mask: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C, N, P): per patch, the mean of the visible real channels, on every channel."""
-    visible = ~mask
-    if channel_mask is not None:
-        visible = visible & channel_mask[:, :, None]
-    w = visible.to(x.dtype)[..., None]
-    count = w.sum(dim=1, keepdim=True)
-    mean = (x * w).sum(dim=1, keepdim=True) / count.clamp_min(1.0)
-    return mean.expand_as(x)
+    return visible_channel_mean(x, mask, channel_mask)
 
 
 def temporal_interpolation(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
