@@ -14,7 +14,30 @@ from .schedules import warmup_cosine
 
 class PretrainingTask(L.LightningModule):
     """AdamW over ``self.model``'s trainable parameters, linear warm-up then cosine decay
-    stepped per optimiser step."""
+    stepped per optimiser step; the training windows drawn per dataset (saved in
+    checkpoints, so a resumed run reports the mix of the whole run)."""
+
+    drawn: dict
+
+    def count_drawn(self, batch: dict) -> None:
+        """Add a training batch's windows to the per-dataset count."""
+        if not hasattr(self, "drawn"):
+            self.drawn = {}
+        for code, count in zip(*batch["dataset"].unique(return_counts=True)):
+            self.drawn[int(code)] = self.drawn.get(int(code), 0) + int(count)
+
+    def drawn_mix(self) -> dict[str, float]:
+        """The share of training windows actually drawn from each dataset so far."""
+        drawn = getattr(self, "drawn", {})
+        names = getattr(getattr(self.trainer, "datamodule", None), "dataset_names", None) or {}
+        total = max(sum(drawn.values()), 1)
+        return {names.get(c, str(c)): n / total for c, n in sorted(drawn.items())}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["brainfm_drawn"] = dict(getattr(self, "drawn", {}))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.drawn = {int(k): int(v) for k, v in checkpoint.get("brainfm_drawn", {}).items()}
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -82,8 +82,7 @@ class DiffusionPretraining(PretrainingTask):
         err, zero = self._errors(self.model, batch, seq)
         n = seq["valid"].sum().clamp_min(1)
         loss, zero = err.sum() / n, zero.sum() / n
-        for code, count in zip(*batch["dataset"].unique(return_counts=True)):
-            self.drawn[int(code)] = self.drawn.get(int(code), 0) + int(count)
+        self.count_drawn(batch)
         bs = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/mse_vs_zero", loss.detach() / zero.clamp_min(1e-12), batch_size=bs)
@@ -142,12 +141,6 @@ class DiffusionPretraining(PretrainingTask):
             self.heldout[name] = row
             for key, value in row.items():
                 self.log(f"val_by_dataset/{name}/{key}", value)
-
-    def drawn_mix(self) -> dict[str, float]:
-        """The share of training windows drawn from each dataset so far."""
-        names = getattr(getattr(self.trainer, "datamodule", None), "dataset_names", None) or {}
-        total = max(sum(self.drawn.values()), 1)
-        return {names.get(c, str(c)): n / total for c, n in sorted(self.drawn.items())}
 
     # ---- generation ------------------------------------------------------------------------
     @torch.no_grad()

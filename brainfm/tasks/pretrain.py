@@ -74,8 +74,7 @@ class MaskedPatchPretraining(PretrainingTask):
                           % (2 ** 63 - 1))  # dropout: a function of the step, for resume
         out = self._losses(batch, self._mask(batch, 2 * step + 1 + 1000 * self.global_rank))
         bs = batch["x"].shape[0]
-        for code, count in zip(*batch["dataset"].unique(return_counts=True)):
-            self.drawn[int(code)] = self.drawn.get(int(code), 0) + int(count)
+        self.count_drawn(batch)
         self.log("train/loss", out["loss"], prog_bar=True, batch_size=bs)
         self.log("train/mse", out["mse"], batch_size=bs)
         self.log("train/zero_baseline", out["zero_baseline"], batch_size=bs)
@@ -146,14 +145,3 @@ class MaskedPatchPretraining(PretrainingTask):
         for code, count in sorted(self.drawn.items()):
             self.log(f"train_mix/{names.get(code, str(code))}", count / max(total, 1))
 
-    def drawn_mix(self) -> dict[str, float]:
-        """The share of training windows actually drawn from each dataset so far."""
-        names = getattr(getattr(self.trainer, "datamodule", None), "dataset_names", None) or {}
-        total = max(sum(self.drawn.values()), 1)
-        return {names.get(c, str(c)): n / total for c, n in sorted(self.drawn.items())}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["brainfm_drawn"] = dict(self.drawn)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.drawn = {int(k): int(v) for k, v in checkpoint.get("brainfm_drawn", {}).items()}
