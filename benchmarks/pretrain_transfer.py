@@ -142,12 +142,12 @@ def compare(pre: dict[int, dict], rnd: dict[int, dict]) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| dataset | training subjects | control | pretrained | control score | "
-             "difference [95% CI] | d_z | p (Holm) |", "|---|---|---|---|---|---|---|---|"]
+             "difference [95% CI] | d_z | p | p (Holm) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['budget']} | {r['control']} | {r['pretrained']:.3f} | "
             f"{r['random']:.3f} | {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "
-            f"{r['dz']:.2f} | {r['p_holm']:.3g} |")
+            f"{r['dz']:.2f} | {r['p']:.3g} | {r.get('p_holm', float('nan')):.3g} |")
     return "\n".join(lines)
 
 
@@ -189,6 +189,8 @@ def main() -> None:
     ap.add_argument("--overrides", default="", help="extra brainfm-pretrain overrides, ','")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds-for", default="",
+                    help="per-dataset pretraining seeds where fewer fit: 'ssvep_exoskeleton=0;...'")
     ap.add_argument("--budgets", default="1,2,4,8", help="training subjects; 'all' always")
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--in-domain-folds", type=int, default=0)
@@ -207,6 +209,10 @@ def main() -> None:
     datasets = args.datasets.split(",")
     corpus = args.corpus.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    seeds_for = {d: seeds for d in args.datasets.split(",")}
+    for item in filter(None, args.seeds_for.split(";")):
+        name, _, values = item.partition("=")
+        seeds_for[name] = [int(v) for v in values.split(",")]
     extra = [o for o in args.overrides.split(",") if o]
     runs, store_root = Path(args.runs), Path(args.store_root)
     budgets = [None] + [int(b) for b in args.budgets.split(",") if b and b != "all"]
@@ -214,7 +220,7 @@ def main() -> None:
     # 1 (and 3): every pretraining run, side by side
     jobs = {}
     for d in datasets:
-        for s in seeds:
+        for s in seeds_for[d]:
             jobs[(d, "lso", s)] = (runs / f"without_{d}_seed{s}", [c for c in corpus if c != d],
                                    s, [f"store_root={store_root}", *extra])
     folds = {}
@@ -243,14 +249,14 @@ def main() -> None:
         windows = task_windows(d, store_root)
         labels = windows.table["label"].to_numpy()
         subjects = windows.table["subject"].astype(str).to_numpy()
-        config = {**read_model_config(models[(d, "lso", seeds[0])]), "head": "none"}
+        config = {**read_model_config(models[(d, "lso", seeds_for[d][0])]), "head": "none"}
         pre_feats = {s: features(backbone(models[(d, "lso", s)], None, None), windows)
-                     for s in seeds}
+                     for s in seeds_for[d]}
         rnd_feats = {s: features(backbone(None, config, 1000 + s), windows) for s in seeds}
         everyone = np.unique(subjects)
         for budget in budgets:
             pre = {s: probe_scores(pre_feats[s], labels, subjects, everyone, budget,
-                                   args.draws, s) for s in seeds}
+                                   args.draws, s) for s in seeds_for[d]}
             rnd = {s: probe_scores(rnd_feats[s], labels, subjects, everyone, budget,
                                    args.draws, s) for s in seeds}
             row = compare(pre, rnd)
@@ -263,8 +269,8 @@ def main() -> None:
             for k, test in enumerate(folds[d]):
                 f_in = features(backbone(models[(d, "in_domain", k)], None, None), windows)
                 ind.update(probe_scores(f_in, labels, subjects, test, None, 1, 0))
-                lso.update(probe_scores(pre_feats[seeds[0]], labels, subjects, test, None, 1,
-                                        0))
+                lso.update(probe_scores(pre_feats[seeds_for[d][0]], labels, subjects, test,
+                                        None, 1, 0))
             row = compare({0: ind}, {0: lso})
             rows.append({"dataset": d, "budget": "all", "budget_n": len(everyone) - 1,
                          "control": "in-domain vs leave-dataset-out (seed 0)", **row})
