@@ -57,8 +57,13 @@ def main(argv=None) -> int:
 
     result = json.loads((run_dir / "result.json").read_text())
     model = brainfm.from_pretrained(result["model_file"])
-    print(f"  {result['global_step']} steps; masked-patch MSE on held-out windows "
-          f"{result['val/mse']:.4f} vs {result['val/zero_baseline']:.4f} for predicting zeros")
+    print(f"  {result['global_step']} steps; masked-patch MSE on held-out subjects, relative "
+          "to predicting zeros:")
+    for name, row in result["heldout"].items():
+        verdict = "beats it" if row["model_vs_best_trivial"] < 1 else "does not beat it yet"
+        print(f"    {name}: model {row['model_vs_zero']:.3f}, best trivial predictor "
+              f"({row['best_trivial']}) {row['model_vs_zero'] / row['model_vs_best_trivial']:.3f}"
+              f": {verdict} (experiment=pretrain_all does: docs/pretraining.md)")
     print(f"  model file {result['model_file']}: {model.config['n_layers']} layers, "
           f"trained on {model.extra['datasets']} at {model.extra['sfreq']:g} Hz")
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; store at "
