@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .groups import subject_groups
-from .loading import BatchedWindows, WindowDataset, batch_loader, resolve_stores
+from .loading import WindowDataset, batch_loader, resolve_stores, sampled_loader
 from .mixing import MixedBatchSampler, mixture_weights
 
 
@@ -132,7 +132,8 @@ class BrainDataModule(L.LightningDataModule):
         self.splits = {name: full.subset(rows) for name, rows in parts.items()}
         if hp.mix is not None:
             train = self.splits["train"].table
-            length = train["n_samples"] / self.full.stores[0].sfreq
+            sfreq = np.array([store.sfreq for store in self.full.stores])
+            length = train["n_samples"] / sfreq[train["store"].to_numpy()]
             self.mixture = mixture_weights(
                 train["dataset"].value_counts().to_dict(),
                 length.groupby(train["dataset"]).sum().to_dict(), hp.mix, hp.mix_cap)
@@ -166,10 +167,7 @@ class BrainDataModule(L.LightningDataModule):
         sampler = MixedBatchSampler(
             train.codes("dataset"), train.shape_keys(), train.channel_keys(), self.mixture,
             self.dataset_names, hp.batch_size, seed=hp.seed, rank=rank, world_size=world)
-        return torch.utils.data.DataLoader(
-            BatchedWindows(train), sampler=sampler, batch_size=None,
-            num_workers=hp.num_workers, pin_memory=hp.pin_memory,
-            persistent_workers=hp.num_workers > 0)
+        return sampled_loader(train, sampler, hp.num_workers, hp.pin_memory)
 
     def val_dataloader(self):
         return self._loader("val", shuffle=False)

@@ -282,6 +282,13 @@ def batch_loader(windows: WindowDataset, batch_size: int, shuffle: bool, seed: i
         windows.shape_keys(), batch_size,
         channel_keys=windows.channel_keys() if channel_keys else None, shuffle=shuffle,
         seed=seed, rank=rank, world_size=world_size)
+    return sampled_loader(windows, sampler, num_workers, pin_memory)
+
+
+def sampled_loader(windows: WindowDataset, sampler, num_workers: int = 0,
+                   pin_memory: bool = False):
+    """A DataLoader of whole batches: ``sampler`` yields lists of window indices and each
+    worker builds the batch with :meth:`WindowDataset.load_batch`."""
     return torch.utils.data.DataLoader(
         BatchedWindows(windows), sampler=sampler, batch_size=None, num_workers=num_workers,
         pin_memory=pin_memory, persistent_workers=num_workers > 0)

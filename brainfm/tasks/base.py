@@ -26,10 +26,15 @@ class PretrainingTask(L.LightningModule):
         for code, count in zip(*batch["dataset"].unique(return_counts=True)):
             self.drawn[int(code)] = self.drawn.get(int(code), 0) + int(count)
 
+    def dataset_names(self) -> dict[int, str]:
+        """Dataset code in batches -> name, from the trainer's DataModule ({} without one)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        return getattr(dm, "dataset_names", None) or {}
+
     def drawn_mix(self) -> dict[str, float]:
         """The share of training windows actually drawn from each dataset so far."""
         drawn = getattr(self, "drawn", {})
-        names = getattr(getattr(self.trainer, "datamodule", None), "dataset_names", None) or {}
+        names = self.dataset_names()
         total = max(sum(drawn.values()), 1)
         return {names.get(c, str(c)): n / total for c, n in sorted(drawn.items())}
 

@@ -131,7 +131,7 @@ class DiffusionPretraining(PretrainingTask):
             acc += per_seq[rows].sum(dim=(0, 1)).double()
 
     def on_validation_epoch_end(self) -> None:
-        names = getattr(getattr(self.trainer, "datamodule", None), "dataset_names", None) or {}
+        names = self.dataset_names()
         for code, sums in sorted(self._val_sums.items()):
             if self.trainer.world_size > 1:
                 sums = self.trainer.strategy.reduce(sums, reduce_op="sum")

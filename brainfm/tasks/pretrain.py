@@ -118,7 +118,7 @@ class MaskedPatchPretraining(PretrainingTask):
         """Per held-out dataset: each predictor's MSE relative to zeros', the best trivial
         predictor (the lowest of zeros, spatial and temporal over the dataset's hidden
         patches), and the model relative to it (< 1: the model beats it)."""
-        names = getattr(getattr(self.trainer, "datamodule", None), "dataset_names", None) or {}
+        names = self.dataset_names()
         columns = ("model", *PREDICTORS)
         worst = None
         for code, sums in sorted(self._val_sums.items()):
@@ -141,7 +141,6 @@ class MaskedPatchPretraining(PretrainingTask):
                 worst = max(worst or 0.0, row["model_vs_best_trivial"])
         if worst is not None:  # the gate: every multichannel dataset must be below 1
             self.log("val/worst_model_vs_best_trivial", worst, prog_bar=True)
-        total = sum(self.drawn.values())
-        for code, count in sorted(self.drawn.items()):
-            self.log(f"train_mix/{names.get(code, str(code))}", count / max(total, 1))
+        for name, share in self.drawn_mix().items():
+            self.log(f"train_mix/{name}", share)
 

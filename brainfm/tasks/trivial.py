@@ -22,10 +22,9 @@ from ..models.fill import visible_channel_mean
 PREDICTORS = ("zeros", "spatial", "temporal")
 
 
-def spatial_mean(x: torch.Tensor, mask: torch.Tensor,
-                 channel_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, C, N, P): per patch, the mean of the visible real channels, on every channel."""
-    return visible_channel_mean(x, mask, channel_mask)
+# the mean of the visible real channels at each patch, on every channel: the same fill the
+# model's mask_token="mean" starts from
+spatial_mean = visible_channel_mean
 
 
 def temporal_interpolation(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
