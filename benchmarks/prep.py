@@ -33,7 +33,7 @@ DATASETS = {"eegmat": "eegmat", "ssvep": "ssvep_exoskeleton"}   # braindecode na
 
 # ---- child processes: one measurement each --------------------------------------------------
 def child_prep(dataset: str, store_root: str, limit: int | None, n_jobs: int) -> dict:
-    from brainfm.cli import compose_config, prep_configs
+    from brainfm.configuration import compose_config, prep_configs
     from brainfm.data.prep import prepare
     from brainfm.paths import data_root
 

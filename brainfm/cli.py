@@ -5,56 +5,13 @@ import sys
 from pathlib import Path
 
 from .errors import BrainfmError
-from .paths import data_root, project_root
-
-CONF_DIR = project_root() / "conf"
-
-
-def register_resolvers() -> None:
-    """``${brainfm_sample:eegmat}`` -> the embedded sample folder, for configs."""
-    from omegaconf import OmegaConf
-
-    from .paths import sample_root
-
-    if not OmegaConf.has_resolver("brainfm_sample"):
-        OmegaConf.register_new_resolver("brainfm_sample", lambda sub="": str(sample_root() / sub))
-
-
-def _conf_dir() -> str:
-    if not CONF_DIR.is_dir():
-        sys.exit(f"brainfm: config folder {CONF_DIR} not found; install brainfm from its "
-                 "source checkout (pip install -e .) so that conf/ is available")
-    return str(CONF_DIR)
-
-
-def compose_config(overrides=(), config_name: str = "prep"):
-    """A config composed exactly as the entry point would, for use from Python."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    register_resolvers()
-    if GlobalHydra.instance().is_initialized():  # inside an entry point: same search path
-        return compose(config_name=config_name, overrides=list(overrides))
-    with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
-
-
-def prep_configs(cfg):
-    """(DatasetSpec, StandardiseConfig) from a composed config; the dataset's own
-    ``standardise`` block overrides single keys of the standardise group."""
-    from omegaconf import OmegaConf
-
-    from .data.datasets import DatasetSpec
-    from .data.standardise import StandardiseConfig
-
-    spec = DatasetSpec.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
-    std_cfg = OmegaConf.to_container(cfg.standardise, resolve=True)
-    std_cfg.update(spec.standardise)
-    return spec, StandardiseConfig.from_dict(std_cfg)
+from .configuration import conf_dir as _conf_dir, register_resolvers
+from .paths import data_root
 
 
 def run_prep(cfg) -> int:
     """brainfm-prep body: returns a process exit code (1 when every recording failed)."""
+    from .configuration import prep_configs
     from .data.prep import prepare
 
     try:

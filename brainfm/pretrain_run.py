@@ -30,7 +30,7 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
     """
     from omegaconf import OmegaConf
 
-    from .cli import compose_config, prep_configs
+    from .configuration import compose_config, prep_configs
     from .data.prep import prepare
 
     inline = inline or {}

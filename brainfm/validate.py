@@ -68,7 +68,7 @@ def check_listing(spec, items, base: Path) -> None:
 
 def known_datasets(inline=()) -> set[str]:
     """Dataset names with a config: conf/dataset/*.yaml, plus datasets defined inline."""
-    from .cli import CONF_DIR
+    from .configuration import CONF_DIR
 
     return {p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")} | set(inline or ())
 
@@ -102,7 +102,7 @@ def store_problem(store: Path) -> str | None:
 
 def pretrain_problems(cfg) -> list[str]:
     """brainfm-pretrain: dataset names, their specs, existing stores, resume, logger."""
-    from .cli import compose_config, prep_configs
+    from .configuration import compose_config, prep_configs
 
     problems = []
     datasets = list(cfg.data.datasets)

@@ -1,7 +1,7 @@
 """Config loading for tests: the same YAML files users run, composed by Hydra."""
 from __future__ import annotations
 
-from brainfm.cli import compose_config, prep_configs
+from brainfm.configuration import compose_config, prep_configs
 
 
 def load_configs(name: str, overrides=()):

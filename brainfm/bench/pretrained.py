@@ -48,7 +48,7 @@ def pretraining_corpus(spec: dict, dataset: str) -> list[str]:
 
 def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[str, str]:
     """Pretrain what is missing; returns evaluated dataset -> checkpoint path."""
-    from ..cli import compose_config
+    from ..configuration import compose_config
     from ..pretrain_run import run_pretrain
 
     paths = {}

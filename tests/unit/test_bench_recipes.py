@@ -4,7 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from brainfm.bench.pipelines import make_pipeline
-from brainfm.cli import compose_config
+from brainfm.configuration import compose_config
 
 BUDGET = ("epochs", "patience", "batch_size", "warmup_epochs", "min_lr", "label_smoothing",
           "weight_decay", "grad_clip", "select")

@@ -102,7 +102,7 @@ def test_generation_shapes_and_units():
 def test_model_configs_build_for_any_montage(name):
     from omegaconf import OmegaConf
 
-    from brainfm.cli import compose_config
+    from brainfm.configuration import compose_config
 
     cfg = OmegaConf.to_container(compose_config([f"model={name}", "task=diffusion"],
                                                 "pretrain"))

@@ -132,7 +132,7 @@ def test_every_model_config_builds_and_runs(name):
     brainfm-pretrain composes it, on 3 and 19 channels."""
     from omegaconf import OmegaConf
 
-    from brainfm.cli import compose_config
+    from brainfm.configuration import compose_config
 
     cfg = OmegaConf.to_container(compose_config([f"model={name}"], "pretrain").model)
     model = CrissCrossTransformer(**cfg).eval()

@@ -1,0 +1,56 @@
+"""Composing brainfm's Hydra configs, for entry points and Python callers alike.
+
+The configs ship inside the package (``brainfm/conf``), so a non-editable install has them;
+``--config-dir`` on any entry point adds a user's folder in front of them. This module sits
+below the entry points (cli.py) and the runners that compose configs of their own
+(pretrain_run.py, bench/pretrained.py, validate.py), so none of them imports another.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def register_resolvers() -> None:
+    """``${brainfm_sample:eegmat}`` -> the embedded sample folder, for configs."""
+    from omegaconf import OmegaConf
+
+    from .paths import sample_root
+
+    if not OmegaConf.has_resolver("brainfm_sample"):
+        OmegaConf.register_new_resolver("brainfm_sample", lambda sub="": str(sample_root() / sub))
+
+
+def conf_dir() -> str:
+    """The packaged config folder (fails loudly when an install left it out)."""
+    if not CONF_DIR.is_dir():
+        raise FileNotFoundError(f"brainfm: packaged config folder {CONF_DIR} is missing; "
+                                "reinstall brainfm (pip install brainfm or pip install .)")
+    return str(CONF_DIR)
+
+
+def compose_config(overrides=(), config_name: str = "prep"):
+    """A config composed exactly as the entry point would, for use from Python."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_resolvers()
+    if GlobalHydra.instance().is_initialized():  # inside an entry point: same search path
+        return compose(config_name=config_name, overrides=list(overrides))
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def prep_configs(cfg):
+    """(DatasetSpec, StandardiseConfig) from a composed config; the dataset's own
+    ``standardise`` block overrides single keys of the standardise group."""
+    from omegaconf import OmegaConf
+
+    from .data.datasets import DatasetSpec
+    from .data.standardise import StandardiseConfig
+
+    spec = DatasetSpec.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
+    std_cfg = OmegaConf.to_container(cfg.standardise, resolve=True)
+    std_cfg.update(spec.standardise)
+    return spec, StandardiseConfig.from_dict(std_cfg)
