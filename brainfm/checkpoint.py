@@ -1,9 +1,17 @@
 """Loading models from files without executing pickled code.
 
-Every file is read with ``torch.load(weights_only=True)``: tensors and plain containers only.
-Recognised formats: brainfm model files (``{"format": "brainfm-model/1", "family": ...,
-"config": ..., "state_dict": ...}``; no family means criss-cross) and state dicts saved by the
-original CBraMod or EEGDM code.
+Recognised formats, every one read without unpickling code:
+
+- checkpoint folders (``model.safetensors`` + ``config.json`` + ``README.md``, brainfm.hub),
+  read with safetensors after checking the weights' sha256;
+- brainfm model files (``{"format": "brainfm-model/1", "family": ..., "config": ...,
+  "state_dict": ...}``; no family means criss-cross), the format before folders;
+- Lightning ``.ckpt`` files written by brainfm-pretrain (the backbone's weights; the data
+  contract from the run folder they lie in);
+- state dicts saved by the original CBraMod or EEGDM code.
+
+Every ``.pt``/``.pth``/``.ckpt`` file is read with ``torch.load(weights_only=True)``:
+tensors and plain containers only.
 """
 from __future__ import annotations
 
@@ -29,6 +37,12 @@ class CheckpointError(BrainfmError, ValueError):
     """A file is not a model brainfm can load; the message names it and says why."""
 
 
+def family_and_config_of(model) -> tuple[str, dict]:
+    """(registered family, architecture config) of a model instance (torch.compile unwrapped)."""
+    model = getattr(model, "_orig_mod", model)
+    return family_of(model), dict(model.config)
+
+
 def save_model(model: CrissCrossTransformer, path, extra: dict | None = None) -> Path:
     """Write a self-describing model file: architecture config, weights, and ``extra``
     (e.g. the preprocessing contract) as plain data."""
@@ -44,9 +58,11 @@ def save_model(model: CrissCrossTransformer, path, extra: dict | None = None) ->
 
 def read_model_file(path, map_location="cpu", allow_nonfinite: bool = False
                     ) -> tuple[dict, dict, dict]:
-    """(architecture config, state dict in brainfm's layout, extra) from a brainfm model file
-    or an original CBraMod or EEGDM state dict, without building a model; ``extra["family"]``
-    names the model family the config builds (brainfm.models.registry).
+    """(architecture config, state dict in brainfm's layout, extra) from any format brainfm
+    loads (a checkpoint folder, a model file, a brainfm Lightning ``.ckpt``, an original
+    CBraMod or EEGDM state dict), without building a model; ``extra["family"]`` names the
+    model family the config builds (brainfm.models.registry) and ``extra["contract"]`` the
+    data contract (config.json's, or one derived from what the file says).
 
     Weights holding NaN or Inf are refused (``allow_nonfinite=True``: a warning instead)."""
     config, state, extra = _read_model_file(Path(path), map_location)
@@ -79,8 +95,31 @@ def _check_finite(path, state: dict, allow: bool) -> None:
 
 
 def _read_model_file(path: Path, map_location) -> tuple[dict, dict, dict]:
+    from .hub.config import build_contract, extra_from_config
+    from .hub.folder import checkpoint_folder_of, read_folder
+
+    folder = checkpoint_folder_of(path)
+    if folder is not None:
+        family, config, state, cfg = read_folder(folder, map_location)
+        return config, state, {"family": family, **extra_from_config(cfg),
+                               "contract": cfg.get("contract") or {}}
+    config, state, extra = _read_file(path, map_location)
+    family = extra.get("family") or "criss_cross"
+    extra.setdefault("contract", build_contract(family, config, extra))
+    return config, state, extra
+
+
+def _read_file(path: Path, map_location) -> tuple[dict, dict, dict]:
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder without config.json; a checkpoint folder "
+                              "holds model.safetensors, config.json and README.md -> point at "
+                              "such a folder, a model file, or a run's last.ckpt")
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        raise CheckpointError(f"{path}: a safetensors file without its config.json beside it; "
+                              "brainfm needs the config to know the architecture and data "
+                              "contract -> keep the checkpoint folder together")
     _check_truncated(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -94,10 +133,19 @@ def _read_model_file(path: Path, map_location) -> tuple[dict, dict, dict]:
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if isinstance(state, dict) and is_cbramod_state_dict(state):
         config = {**CBRAMOD_CONFIG, "n_layers": cbramod_n_layers(state)}
-        return config, convert_cbramod_state_dict(state), {"source_format": "cbramod"}
+        from .data.standardise import StandardiseConfig
+
+        # brainfm's default contract is CBraMod's: 200 Hz, 0.3-75 Hz, units of 100 uV
+        return config, convert_cbramod_state_dict(state), {
+            "source_format": "cbramod", "standardise": StandardiseConfig().as_dict(),
+            "sfreq": 200.0}
     if isinstance(state, dict) and is_eegdm_state_dict(state):
         return (eegdm_config(state), convert_eegdm_state_dict(state),
                 {"source_format": "eegdm", "family": "diffusion"})
+    if isinstance(obj, dict) and "pytorch-lightning_version" in obj:
+        from .hub.lightning import read_lightning_checkpoint
+
+        return read_lightning_checkpoint(path, obj)
     raise CheckpointError(f"{path}: neither a brainfm model file nor a CBraMod or EEGDM "
                           "state dict -> save models with brainfm.checkpoint.save_model")
 
@@ -134,8 +182,10 @@ def _check_architecture(path, family, config: dict, state: dict) -> None:
 
 def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
                     **overrides) -> CrissCrossTransformer:
-    """A model (criss-cross or diffusion, as the file says) from a brainfm model file or an
-    original CBraMod or EEGDM state dict.
+    """A model (criss-cross or diffusion, as the file says) from a checkpoint folder, a
+    brainfm model file, a brainfm Lightning ``.ckpt``, or an original CBraMod or EEGDM state
+    dict. The model carries its data contract (``model.contract``, used by ``prepare`` and
+    ``embed``) and what the file says of its training (``model.extra``).
 
     ``overrides`` change constructor arguments (e.g. ``dropout=0.0``); the weights must
     still fit, and are checked against the config before anything is allocated. Weights with
@@ -149,5 +199,7 @@ def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
     _check_architecture(path, family, config, state)
     model = build_model(family, config)
     model.load_state_dict(state)
+    model.contract = extra.pop("contract", None) or {}
     model.extra = extra
+    model.source = str(path)
     return model

@@ -1,4 +1,5 @@
-"""brainfm-pretrain: corpus stores -> DataModule -> MaskedPatchPretraining -> model file.
+"""brainfm-pretrain: corpus stores -> DataModule -> pretraining task -> checkpoint folder
+(``<run>/checkpoint/``: model.safetensors, config.json, model card) and model file.
 
 Kept out of cli.py so the entry point stays a thin Hydra shell. Stores that are missing are
 prepared first (on rank 0 only; other ranks wait for them).
@@ -63,12 +64,33 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
 
 
 def preprocessing_contract(stores) -> dict:
-    """What a model trained on these stores expects of its input (for the model file)."""
+    """What a model trained on these stores expects of its input (for its checkpoint): the
+    standardisation, rate, window length, sensor types, the channel set when every recording
+    shares one (in order), the corpus hours and recording ids."""
+    import json as _json
+    from collections import Counter
+
+    from .data.sensors import SENSOR_TYPE_IDS
+
     metas = [s.meta for s in stores]
+    montages, type_ids, lengths, seconds = set(), set(), Counter(), 0.0
+    for store in stores:
+        ok = store.recordings[store.recordings["status"] == "ok"]
+        montages.update(tuple(_json.loads(n)) for n in ok["ch_names"])
+        type_ids.update(int(row[6]) for s in ok["sensors"] for row in _json.loads(s))
+        n = store.windows["n_samples"]
+        lengths.update((n / store.sfreq).round(6).tolist())
+        seconds += float(n.sum()) / store.sfreq
+    names = {v: k for k, v in SENSOR_TYPE_IDS.items()}
     return {"datasets": [m["dataset"]["name"] for m in metas],
             "standardise": metas[0]["standardise"] if metas else {},
             "standardise_per_dataset": {m["dataset"]["name"]: m["standardise"] for m in metas},
             "sfreq": metas[0]["sfreq"] if metas else None,
+            "window_s": lengths.most_common(1)[0][0] if lengths else None,
+            "sensor_types": sorted(names[i] for i in type_ids if i in names),
+            "channels": list(next(iter(montages))) if len(montages) == 1 else None,
+            "n_montages": len(montages),
+            "hours": round(seconds / 3600, 4),
             "recording_ids": sorted({i for s in stores for i in s.recording_ids()})}
 
 
@@ -115,6 +137,7 @@ def run_pretrain(cfg) -> dict:
     from omegaconf import OmegaConf
 
     from .checkpoint import save_model
+    from .hub.folder import save_pretrained
     from .data.datamodule import BrainDataModule
     from .tasks.base import build_task
     from .tasks.checkpointing import RunCheckpoint, finish_or_stop, pretrain_logger
@@ -158,8 +181,12 @@ def run_pretrain(cfg) -> dict:
         (out_dir / "training_summary.json").write_text(json.dumps(training, indent=1))
         if cfg.export:
             model = getattr(task.model, "_orig_mod", task.model)
-            save_model(model, out_dir / "model.pt",
-                       extra={**preprocessing_contract(dm.full.stores), "training": training})
+            extra = {**preprocessing_contract(dm.full.stores), "training": training}
+            # the checkpoint folder is what users load and share; model.pt stays for the
+            # benchmark's checkpoint paths (*.pt) and older tools
+            save_pretrained(model, out_dir / "checkpoint", **extra)
+            save_model(model, out_dir / "model.pt", extra=extra)
+            result["checkpoint_dir"] = str(out_dir / "checkpoint")
             result["model_file"] = str(out_dir / "model.pt")
         (out_dir / "result.json").write_text(json.dumps(result, indent=1))
     return result
