@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from brainfm.models import s4d
 from brainfm.models.s4d import S4D
 
 
@@ -85,3 +86,62 @@ def test_s4d_lin_initialisation():
 def test_odd_state_size_is_refused():
     with pytest.raises(ValueError, match="d_state=7"):
         S4D(4, d_state=7)
+
+
+# ---- the hand-written backward passes -------------------------------------------------------
+def _materialised_forward(layer: S4D, x: torch.Tensor) -> torch.Tensor:
+    """The layer written the obvious way (plain autograd keeps the Vandermonde matrix and the
+    spectra): what VandermondeKernel and FFTConv must equal, values and gradients."""
+    dt_a, d_b, c = layer.discretised()
+    length = x.shape[1]
+    powers = torch.exp(dt_a.unsqueeze(-1) * torch.arange(length, dtype=x.dtype))
+    k = 2 * torch.einsum("khn,hnl->khl", c * d_b, powers).real
+    k = (torch.cat([k[0], k[1].flip(-1)], dim=-1) if layer.bidirectional
+         else torch.cat([k[0], torch.zeros_like(k[0])], dim=-1))
+    u = x.transpose(1, 2)
+    y = torch.fft.irfft(torch.fft.rfft(u, n=2 * length) * torch.fft.rfft(k), n=2 * length)
+    return (y[..., :length] + u * layer.d[:, None]).transpose(1, 2)
+
+
+@pytest.mark.parametrize("chunk", [4, 256])
+def test_vandermonde_kernel_gradcheck(monkeypatch, chunk):
+    """float64 finite differences, with chunks smaller than L so chunk offsets are exercised."""
+    monkeypatch.setattr(s4d, "_CHUNK", chunk)
+    g = torch.Generator().manual_seed(0)
+    w_re, w_im = (torch.randn(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+                  for _ in range(2))
+    z_re = (-0.05 - 0.1 * torch.rand(3, 4, generator=g, dtype=torch.float64)).requires_grad_()
+    z_im = (-torch.rand(3, 4, generator=g, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda *a: s4d.VandermondeKernel.apply(*a, 11), (w_re, w_im, z_re, z_im))
+
+
+def test_fft_conv_gradcheck():
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn(2, 3, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, 14, generator=g, dtype=torch.float64, requires_grad=True)
+    d = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(s4d.FFTConv.apply, (u, k, d))
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_layer_gradients_equal_the_materialised_layer(monkeypatch, bidirectional):
+    """Every parameter's and the input's gradient, float32, L spanning several chunks."""
+    monkeypatch.setattr(s4d, "_CHUNK", 64)
+    torch.manual_seed(3)
+    layer = S4D(d_model=8, d_state=16, bidirectional=bidirectional)
+    with torch.no_grad():  # trained-looking values, not the initial ones
+        layer.log_neg_a_real.add_(0.3 * torch.randn_like(layer.log_neg_a_real))
+        layer.a_imag.add_(torch.randn_like(layer.a_imag))
+    x = torch.randn(3, 200, 8, requires_grad=True)
+    target = torch.randn(3, 200, 8)
+    grads = []
+    for fn in (layer, lambda v: _materialised_forward(layer, v)):
+        layer.zero_grad()
+        x.grad = None
+        y = fn(x)
+        (y * target).sum().backward()
+        grads.append([y.detach(), x.grad.clone()]
+                     + [p.grad.clone() for p in layer.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
