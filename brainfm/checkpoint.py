@@ -181,11 +181,13 @@ def _check_architecture(path, family, config: dict, state: dict) -> None:
 
 
 def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
-                    **overrides) -> CrissCrossTransformer:
+                    allow_interpolation: bool = False, **overrides) -> CrissCrossTransformer:
     """A model (criss-cross or diffusion, as the file says) from a checkpoint folder, a
     brainfm model file, a brainfm Lightning ``.ckpt``, or an original CBraMod or EEGDM state
     dict. The model carries its data contract (``model.contract``, used by ``prepare`` and
-    ``embed``) and what the file says of its training (``model.extra``).
+    ``embed``) and what the file says of its training (``model.extra``);
+    ``allow_interpolation`` is the default of ``prepare``/``embed`` for channels a
+    fixed-montage checkpoint needs and a recording lacks.
 
     ``overrides`` change constructor arguments (e.g. ``dropout=0.0``); the weights must
     still fit, and are checked against the config before anything is allocated. Weights with
@@ -202,4 +204,5 @@ def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
     model.contract = extra.pop("contract", None) or {}
     model.extra = extra
     model.source = str(path)
+    model.allow_interpolation = bool(allow_interpolation)
     return model

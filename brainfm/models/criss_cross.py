@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contract import ContractMixin
 from .dropout import Dropout
 
 from .embedding import PatchEmbedding
@@ -73,7 +74,7 @@ class CrissCrossLayer(nn.Module):
         return x + self.drop_ffn(self.ffn_out(hidden))
 
 
-class CrissCrossTransformer(nn.Module):
+class CrissCrossTransformer(ContractMixin, nn.Module):
     """Criss-cross backbone with a replaceable head.
 
     The signature follows the braindecode convention (``n_chans``, ``n_outputs``,

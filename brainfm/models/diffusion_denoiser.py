@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..data.sensors import N_SENSOR_FEATURES, SENSOR_TYPE_IDS
+from .contract import ContractMixin
 from .s4d import S4D
 
 
@@ -76,7 +77,7 @@ class GatedS4DBlock(nn.Module):
         return nxt, self.skip(inter), gate
 
 
-class DiffusionDenoiser(nn.Module):
+class DiffusionDenoiser(ContractMixin, nn.Module):
     """Predicts the diffusion target (v, noise or signal) of noisy single-channel sequences.
 
     ``forward(x_t, t, sensors, channel_mask)`` takes windows (B, C, T) or patches
