@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from .errors import BrainfmError
 from .configuration import conf_dir as _conf_dir, register_resolvers
+from .logging_setup import quiet_libraries
 from .paths import data_root
 
 
@@ -23,15 +25,52 @@ def run_prep(cfg) -> int:
         print(f"brainfm-prep: {err}", file=sys.stderr)
         return 2
     print(summary.as_text())
+    print(f"  log: {_log_file('brainfm-prep')}")
     return 1 if summary.failed and not summary.windows else 0
+
+
+def _log_file(command: str) -> str:
+    """The full log of this Hydra run (the console shows warnings only)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return str(Path(HydraConfig.get().runtime.output_dir) / f"{command}.log")
+    except ValueError:   # called outside an entry point (tests composing configs)
+        return "(no Hydra run folder)"
+
+
+def pretrain_summary(result: dict, seconds: float) -> str:
+    """What brainfm-pretrain did, whether it beat the trivial predictors, and where its
+    outputs are."""
+    lines = [f"brainfm-pretrain finished: {result.get('global_step')} steps in {seconds:.0f} s"]
+    heldout = result.get("heldout") or {}
+    if heldout:
+        lines.append("  held-out masked-patch MSE relative to the best trivial predictor "
+                     "(below 1 beats it):")
+    for name, row in heldout.items():
+        ratio = row.get("model_vs_best_trivial")
+        if ratio is None:
+            continue
+        verdict = "beats it" if ratio < 1 else "does NOT beat it"
+        lines.append(f"    {name}: {ratio:.3f} vs {row.get('best_trivial')}: {verdict}")
+    out = result.get("output_dir")
+    if result.get("checkpoint_dir"):
+        lines.append(f"  checkpoint folder: {result['checkpoint_dir']}  "
+                     "(brainfm.from_pretrained(folder), brainfm-embed checkpoint=folder)")
+    if out:
+        lines.append(f"  run folder: {out} (result.json, metrics, checkpoints/last.ckpt)")
+    lines.append(f"  log: {_log_file('brainfm-pretrain')}")
+    return "\n".join(lines)
 
 
 def prep_main() -> None:
     import hydra
 
     register_resolvers()
+
     @hydra.main(config_path=_conf_dir(), config_name="prep", version_base="1.3")
     def _main(cfg) -> None:
+        quiet_libraries()
         code = run_prep(cfg)
         if code:
             sys.exit(code)
@@ -46,18 +85,18 @@ def pretrain_main() -> None:
 
     @hydra.main(config_path=_conf_dir(), config_name="pretrain", version_base="1.3")
     def _main(cfg) -> None:
+        quiet_libraries()
         from .pretrain_run import rank, run_pretrain
         from .validate import pretrain_problems, raise_problems
 
+        t0 = time.perf_counter()
         try:
             raise_problems("brainfm-pretrain", pretrain_problems(cfg))
             result = run_pretrain(cfg)
         except BrainfmError as err:
             sys.exit(f"brainfm-pretrain: {err}")
         if rank() == 0:
-            print("brainfm-pretrain finished: " + ", ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in result.items()))
+            print(pretrain_summary(result, time.perf_counter() - t0))
 
     _main()
 
@@ -69,6 +108,7 @@ def bench_main() -> None:
 
     @hydra.main(config_path=_conf_dir(), config_name="bench", version_base="1.3")
     def _main(cfg) -> None:
+        quiet_libraries()
         from omegaconf import OmegaConf
 
         from .bench.pretrained import ensure_pretrained
@@ -92,6 +132,7 @@ def bench_main() -> None:
         print(result["summary"])
         print(f"brainfm-bench: {result['computed']} cells computed, {result['skipped']} "
               f"already done, {result['seconds']:.0f} s; tables and plots in "
-              f"{result['report_dir']}, cells in {cfg.results_dir}")
+              f"{result['report_dir']}, cells in {cfg.results_dir}; log: "
+              f"{_log_file('brainfm-bench')}")
 
     _main()
