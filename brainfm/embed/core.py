@@ -1,0 +1,255 @@
+"""Embeddings of anything brainfm reads: a recording file, a folder of them, or a prepared
+dataset store, from a checkpoint.
+
+Files are read and brought to the checkpoint's contract (``model.prepare``) one by one; a
+store's windows are already standardised, so they are used as they are, after checking
+that the store was standardised the way the checkpoint expects. Per window: the backbone's
+features averaged over channels and patches; per recording: the mean of its windows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BrainfmError
+
+#: File endings of recordings brainfm reads (a folder input embeds every such file in it).
+RECORDING_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt",
+                      ".eeg", ".lay", ".mff", ".csv", ".mat", ".ds", ".con", ".sqd")
+#: Standardisation keys that must agree between a store and a checkpoint (the mains notch
+#: is a property of where a dataset was recorded and may differ).
+_MUST_AGREE = ("sfreq", "l_freq", "h_freq", "filter_order", "scale", "reference")
+
+
+@dataclass
+class EmbeddingResult:
+    """``table``: one row per window (``id`` is its row in ``windows``); ``recordings``: one
+    row per recording (``id`` is its row in ``recording_embeddings``)."""
+
+    table: "object"
+    windows: np.ndarray
+    recordings: "object"
+    recording_embeddings: np.ndarray
+    failures: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _recording_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        name = path.name.lower()
+        if name.startswith(".") or name.endswith(("-eve.fif", "_eve.fif")):
+            continue
+        if (path.is_file() or name.endswith((".ds", ".mff"))) and name.endswith(
+                RECORDING_SUFFIXES):
+            files.append(path)
+    return files
+
+
+def resolve_input(source, store_root=None) -> tuple[str, object]:
+    """("store", Path) | ("files", [Path, ...]) for a file, folder, store or dataset name."""
+    from ..data.store import is_store
+
+    path = Path(str(source)).expanduser()
+    if path.is_dir() and is_store(path):
+        return "store", path
+    if path.is_dir() and not path.name.lower().endswith((".ds", ".mff")):
+        files = _recording_files(path)
+        if not files:
+            raise BrainfmError(f"input={source}: a folder with no recordings brainfm reads "
+                               f"(looked for {', '.join(RECORDING_SUFFIXES)})")
+        return "files", files
+    if path.exists():
+        return "files", [path]
+    root = Path(store_root or os.environ.get("BRAINFM_STORE_ROOT", "stores"))
+    store = root / str(source)
+    if is_store(store):
+        return "store", store
+    raise BrainfmError(f"input={source}: no such file or folder, and no prepared store "
+                       f"{store} -> prepare the dataset first (brainfm-prep dataset={source} "
+                       f"store_root={root}), or pass a recording file or folder")
+
+
+def check_store_contract(store, contract: dict) -> None:
+    """A store standardised otherwise than the checkpoint expects is refused, naming keys."""
+    from ..data.standardise import StandardiseConfig
+
+    want = contract.get("standardise")
+    if not want:
+        return
+    want = StandardiseConfig.from_dict(want).as_dict()
+    have = StandardiseConfig.from_dict(store.meta.get("standardise") or {}).as_dict()
+    differ = [f"{k}: store {have.get(k)!r} vs checkpoint {want.get(k)!r}"
+              for k in _MUST_AGREE if have.get(k) != want.get(k)]
+    if differ:
+        raise BrainfmError(f"{store.root}: the store was standardised otherwise than the "
+                           f"checkpoint expects ({'; '.join(differ)}) -> pass the recordings "
+                           "themselves (input=<file or folder>; they are prepared to the "
+                           "checkpoint's contract) or re-prepare the store with its settings")
+
+
+def _store_rows(store, model, batch_size, progress, failures):
+    """Window rows and embeddings of every ok recording of a store."""
+    import torch
+
+    from ..progress import progress_bar
+
+    contract = model._contract()
+    channels = list(contract.get("channels") or [])
+    fixed = contract.get("channel_encoding", "sensor") != "sensor" and bool(channels)
+    patch = int(model.patch_len)
+    ok = store.recordings[store.recordings["status"] == "ok"]
+    rows, vecs = [], []
+    bar = progress_bar(len(store.windows), f"brainfm embed {store.name}", enabled=progress,
+                       unit="window")
+    for rec in ok.itertuples():
+        meta = store.windows[store.windows["key"] == rec.key]
+        x = np.asarray(store.recording_windows(rec.key), dtype=np.float32)
+        sensors = store.sensors(rec.key)
+        names = json.loads(rec.ch_names)
+        if fixed:
+            lack = [n for n in channels if n not in names]
+            if lack:
+                failures[str(rec.relpath)] = f"lacks channel(s) {', '.join(lack)}"
+                bar.update(len(meta))
+                continue
+            idx = [names.index(n) for n in channels]
+            x, sensors = x[:, idx], sensors[idx]
+        x = x[..., :x.shape[-1] // patch * patch]
+        emb = model._embed_batches(torch.from_numpy(x),
+                                   torch.from_numpy(sensors)[None].expand(len(x), -1, -1),
+                                   None, batch_size, progress=False)
+        vecs.append(emb)
+        for j, w in enumerate(meta.itertuples()):
+            rows.append({"recording": str(rec.relpath), "dataset": store.name,
+                         "subject": rec.subject, "session": rec.session, "run": rec.run,
+                         "start_s": float(w.onset_s),
+                         "end_s": float(w.onset_s) + x.shape[-1] / store.sfreq,
+                         "label": int(w.label), "label_name": w.label_name,
+                         "annotations": None, "max_abs": float(np.abs(x[j]).max())})
+        bar.update(len(meta))
+    bar.close()
+    return rows, vecs
+
+
+def _annotation_text(rec, start: float, end: float) -> str | None:
+    ann = rec.annotations
+    if not len(ann):
+        return None
+    hit = (ann.onset < end) & (ann.onset + ann.duration >= start)
+    return ";".join(dict.fromkeys(ann.description[hit].astype(str))) or None
+
+
+def _file_rows(files, model, batch_size, progress, failures, allow_interpolation, window_s):
+    from ..data.readers import read_recording
+    from ..progress import progress_bar
+
+    rows, vecs = [], []
+    bar = progress_bar(len(files), "brainfm embed", enabled=progress and len(files) > 1,
+                       unit="file")
+    for path in files:
+        try:
+            rec = model.prepare(read_recording(path), allow_interpolation)
+            emb = model.embed(rec, batch_size=batch_size, window_s=window_s,
+                              progress=progress and len(files) == 1)
+        except BrainfmError as err:
+            failures[str(path)] = str(err)
+            bar.update()
+            continue
+        vecs.append(emb.windows)
+        size = int(round((emb.end_s[0] - emb.start_s[0]) * rec.sfreq)) if len(emb) else 0
+        for s, e in zip(emb.start_s, emb.end_s):
+            a = int(round(s * rec.sfreq))
+            rows.append({"recording": str(path), "dataset": None, "subject": rec.subject,
+                         "session": rec.session, "run": rec.run, "start_s": float(s),
+                         "end_s": float(e), "label": -1, "label_name": None,
+                         "annotations": _annotation_text(rec, float(s), float(e)),
+                         "max_abs": float(np.abs(rec.data[:, a:a + size]).max())})
+        bar.update()
+    bar.close()
+    return rows, vecs
+
+
+def embed_dataset(checkpoint, input, out=None, batch_size: int = 64, device: str = "auto",
+                  progress: bool = True, store_root=None, allow_interpolation: bool = False,
+                  window_s: float | None = None) -> EmbeddingResult:
+    """Per-window and per-recording embeddings of ``input`` (a recording file, a folder of
+    them, a store folder, or a dataset name with a prepared store under ``store_root``)
+    from ``checkpoint`` (a path brainfm.from_pretrained loads, or a loaded model); written
+    to ``out`` when given (see :func:`write_result`)."""
+    import pandas as pd
+
+    from ..checkpoint import from_pretrained
+    from ..data.store import CorpusStore
+
+    t0 = time.time()
+    model = checkpoint if hasattr(checkpoint, "embed") else from_pretrained(checkpoint)
+    dev = pick_device(device)
+    model = model.to(dev).eval()
+    kind, what = resolve_input(input, store_root)
+    failures: dict = {}
+    if kind == "store":
+        store = CorpusStore(what)
+        check_store_contract(store, model._contract())
+        rows, vecs = _store_rows(store, model, batch_size, progress, failures)
+    else:
+        rows, vecs = _file_rows(what, model, batch_size, progress, failures,
+                                allow_interpolation, window_s)
+    if not rows:
+        raise BrainfmError(f"input={input}: nothing embedded ({len(failures)} failed: "
+                           + "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:3])
+                           + ")")
+    table = pd.DataFrame(rows)
+    table.insert(0, "id", np.arange(len(table)))
+    windows = np.concatenate(vecs).astype(np.float32)
+    groups = table.groupby("recording", sort=False)
+    recs = groups.agg(dataset=("dataset", "first"), subject=("subject", "first"),
+                      session=("session", "first"), run=("run", "first"),
+                      n_windows=("id", "size"), first_id=("id", "min"),
+                      label=("label", lambda s: int(s.iloc[0]) if s.nunique() == 1 else -1)
+                      ).reset_index()
+    recs.insert(0, "id", np.arange(len(recs)))
+    rec_emb = np.stack([windows[idx].mean(axis=0) for idx in groups.indices.values()]
+                       ).astype(np.float32)
+    info = {"checkpoint": str(getattr(model, "source", checkpoint)), "input": str(input),
+            "input_kind": kind, "device": dev, "dim": int(windows.shape[1]),
+            "n_windows": len(table), "n_recordings": len(recs), "failed": len(failures),
+            "seconds": round(time.time() - t0, 2)}
+    result = EmbeddingResult(table, windows, recs, rec_emb, failures, info)
+    if out is not None:
+        write_result(result, out)
+    return result
+
+
+def write_result(result: EmbeddingResult, out) -> Path:
+    """``out/``: windows.parquet + windows.npy (row ``id`` of the table = row of the array),
+    recordings.parquet + recordings.npy, embed.json (what was embedded, failures)."""
+    from .._version import __version__
+    from ..data.store import atomic_save_array, atomic_write_json, atomic_write_parquet
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(out / "windows.parquet", result.table)
+    atomic_save_array(out / "windows.npy", result.windows)
+    atomic_write_parquet(out / "recordings.parquet", result.recordings)
+    atomic_save_array(out / "recordings.npy", result.recording_embeddings)
+    atomic_write_json(out / "embed.json", {**result.info, "failures": result.failures,
+                                           "brainfm_version": __version__})
+    return out
+
+
+__all__ = ["EmbeddingResult", "RECORDING_SUFFIXES", "check_store_contract", "embed_dataset",
+           "pick_device", "resolve_input", "write_result"]
