@@ -154,7 +154,10 @@ def _select_channel_set(rec, channels: list[str], types: list[str], donors: bool
     present = [n for n in channels if n in have]
     meg = [n for n, t in zip(rec.ch_names, rec.ch_types) if t in _MEG]
     if meg and not present and not any(t in _MEG for t in types):
-        raise RecordingError(rec.source, f"MEG data ({len(meg)} sensors) for a checkpoint that "
+        eeg = sum(t == "eeg" for t in rec.ch_types)
+        raise RecordingError(rec.source, f"MEG data ({len(meg)} sensors"
+                             + (f"; its {eeg} EEG channels carry none of the checkpoint's "
+                                "electrode names" if eeg else "") + ") for a checkpoint that "
                              f"knows {len(channels)} {'/'.join(types)} channels by their place "
                              "in a fixed montage: magnetic fields are not scalp potentials and "
                              "cannot be placed at or interpolated to electrode sites",
