@@ -1,0 +1,106 @@
+"""brainfm-embed on real recordings: a folder of files and a prepared dataset store, the
+Parquet + .npy outputs, and the refusals (unprepared dataset, store standardised otherwise)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import brainfm
+from brainfm.embed import embed_dataset
+from brainfm.embed.command import main
+from brainfm.models.criss_cross import CrissCrossTransformer
+from brainfm.paths import data_root, sample_root
+
+from ..helpers import load_configs
+
+pytestmark = pytest.mark.real_data
+
+SAMPLE = sample_root() / "eegmat"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    _, std = load_configs("eegmat_sample")
+    torch.manual_seed(0)
+    model = CrissCrossTransformer(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0)
+    return brainfm.save_pretrained(model, tmp_path_factory.mktemp("ck") / "ck",
+                                   datasets=["eegmat_sample"], standardise=std.as_dict(),
+                                   sfreq=200.0, window_s=5.0, sensor_types=["eeg"])
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    from brainfm.data.prep import prepare
+
+    spec, std = load_configs("eegmat_sample")
+    root = tmp_path_factory.mktemp("stores")
+    prepare(spec, std, data_root(), root / "eegmat_sample", progress=False)
+    return root
+
+
+def test_folder_of_recordings(checkpoint, tmp_path, capsys):
+    out = tmp_path / "emb"
+    assert main([f"checkpoint={checkpoint}", f"input={SAMPLE}", f"out={out}",
+                 "batch_size=5", "progress=false"]) == 0
+    printed = capsys.readouterr()
+    assert "windows of 8 recording(s)" in printed.out and "brainfm embed" not in printed.err
+    table = pd.read_parquet(out / "windows.parquet")
+    windows = np.load(out / "windows.npy")
+    assert len(table) == len(windows) and windows.shape[1] == 16
+    assert list(table["id"]) == list(range(len(table)))
+    for col in ("recording", "subject", "start_s", "end_s", "label", "annotations", "max_abs"):
+        assert col in table
+    assert ((table["end_s"] - table["start_s"]) == 5.0).all()
+    recs = pd.read_parquet(out / "recordings.parquet")
+    per_rec = np.load(out / "recordings.npy")
+    assert len(recs) == 8 == len(per_rec)
+    first = table["recording"] == recs["recording"][0]
+    assert np.allclose(per_rec[0], windows[first.to_numpy()].mean(axis=0))
+    info = json.loads((out / "embed.json").read_text())
+    assert info["input_kind"] == "files" and info["n_windows"] == len(table)
+
+
+def test_dataset_name_reads_its_store_with_labels(checkpoint, store_root, tmp_path, capsys):
+    out = tmp_path / "emb"
+    assert main([f"checkpoint={checkpoint}", "input=eegmat_sample", f"out={out}",
+                 f"store_root={store_root}", "progress=true"]) == 0
+    assert "brainfm embed eegmat_sample" in capsys.readouterr().err  # the progress bar
+    table = pd.read_parquet(out / "windows.parquet")
+    assert set(table["label_name"]) == {"rest", "arithmetic"}
+    assert set(table["dataset"]) == {"eegmat_sample"} and table["subject"].notna().all()
+    # the store's windows are the files' windows prepared the same way: same embeddings
+    files = embed_dataset(checkpoint, SAMPLE, progress=False)
+    a = np.load(out / "windows.npy")
+    assert a.shape == files.windows.shape
+    assert np.abs(a - files.windows).max() < 0.05  # float16 store vs float32 in memory
+
+
+def test_store_standardised_otherwise_is_refused(store_root, tmp_path, capsys):
+    _, std = load_configs("eegmat_sample", ["standardise.h_freq=40.0"])
+    ck = brainfm.save_pretrained(CrissCrossTransformer(d_model=16, n_layers=1, n_heads=2,
+                                                       d_ff=32), tmp_path / "ck",
+                                 standardise=std.as_dict(), sfreq=200.0)
+    assert main([f"checkpoint={ck}", "input=eegmat_sample", f"out={tmp_path / 'e'}",
+                 f"store_root={store_root}"]) == 2
+    err = capsys.readouterr().err
+    assert "standardised otherwise than the checkpoint expects (h_freq: store 75.0 vs " \
+           "checkpoint 40.0)" in err
+
+
+def test_unprepared_dataset_says_how_to_prepare_it(checkpoint, tmp_path, capsys):
+    assert main([f"checkpoint={checkpoint}", "input=eegmat", f"out={tmp_path / 'e'}",
+                 f"store_root={tmp_path}"]) == 2
+    assert "brainfm-prep dataset=eegmat" in capsys.readouterr().err
+
+
+def test_help_and_bad_arguments(capsys):
+    assert main(["--help"]) == 0
+    assert "Per-window and per-recording embeddings" in capsys.readouterr().out
+    assert main(["checkpoint=x", "input=y"]) == 2
+    assert "missing out=" in capsys.readouterr().err
+    assert main(["checkpoint=x", "input=y", "out=z", "progress=maybe"]) == 2
+    assert "progress='maybe': use true or false" in capsys.readouterr().err
