@@ -63,6 +63,7 @@ def build_contract(family: str, arch: dict, extra: dict) -> dict:
         "sensor_types": extra.get("sensor_types"),
         "channel_encoding": channel_encoding(family, arch),
         "channels": extra.get("channels"),
+        "n_montages": extra.get("n_montages"),
         "standardise": cfg.as_dict() if std else None,
         "standardise_per_dataset": extra.get("standardise_per_dataset") or {},
         "known": bool(std),

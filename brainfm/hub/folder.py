@@ -64,6 +64,7 @@ def save_pretrained(model, folder, card: bool = True, **metadata) -> Path:
 
     from .config import build_config
 
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: save the module
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"{folder}: exists and is a file -> choose a folder name")

@@ -249,3 +249,14 @@ def test_export_help_says_what_it_does(capsys):
 def test_export_of_a_missing_source_fails_clearly(tmp_path, capsys):
     assert export_main([str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_benchmark_leakage_check_reads_a_folder(folder):
+    """The benchmark refuses a checkpoint pretrained on the dataset it evaluates: the corpus
+    in config.json must reach it as it did from model files."""
+    from brainfm.bench.pretrained import check_pretraining_disjoint
+    from brainfm.bench.protocols import LeakageError
+
+    with pytest.raises(LeakageError, match="pretrained on 'eegmat'"):
+        check_pretraining_disjoint(folder, "eegmat")
+    assert check_pretraining_disjoint(folder, "muse_p300") == ["eegmat"]
