@@ -191,8 +191,9 @@ def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
 
     ``overrides`` change constructor arguments (e.g. ``dropout=0.0``); the weights must
     still fit, and are checked against the config before anything is allocated. Weights with
-    NaN or Inf are refused unless ``allow_nonfinite=True``. Original CBraMod files give the ``cbramod`` configuration, whose ``forward``
-    on (B, C, N, 200) returns what the original's forward returns.
+    NaN or Inf are refused unless ``allow_nonfinite=True``. Original CBraMod files give the
+    ``cbramod`` configuration, whose ``forward`` on (B, C, N, 200) returns what the
+    original's forward returns.
     """
     config, state, extra = read_model_file(path, map_location, allow_nonfinite)
     extra = dict(extra)

@@ -83,6 +83,9 @@ def model_card(config: dict) -> str:
     units = ", ".join(f"{k}: {v}" for k, v in (contract.get("units") or {}).items())
     channels = contract.get("channels")
     size = arch.get("d_model"), arch.get("n_layers")
+    seen = ", ".join(contract.get("sensor_types") or [])
+    rejection = contract.get("rejection") or {}
+    thresholds = ", ".join(f"{d}: {_fmt(v)}" for d, v in (rejection.get("max_abs") or {}).items())
     body = [
         f"# brainfm {family.replace('_', '-')} checkpoint", "",
         f"This is {_FAMILY_TEXT.get(family, family)}, {_fmt(weights.get('n_parameters'))} "
@@ -104,9 +107,8 @@ def model_card(config: dict) -> str:
         f"(q {notch.get('q')})",
         f"- reference: {contract.get('reference')}; channel types kept: "
         f"{', '.join(std.get('pick_types') or []) or 'unknown'}",
-        f"- sensor types seen in training: {', '.join(contract.get('sensor_types') or []) or 'unknown'}",
-        f"- rejection: {(contract.get('rejection') or {}).get('rule', 'none')} "
-        f"({', '.join(f'{d}: {_fmt(v)}' for d, v in ((contract.get('rejection') or {}).get('max_abs') or {}).items()) or 'no thresholds recorded'})",
+        f"- sensor types seen in training: {seen or 'unknown'}",
+        f"- rejection: {rejection.get('rule', 'none')} ({thresholds or 'no thresholds recorded'})",
         f"- channels are known {_ENCODING_TEXT.get(encoding, encoding)}",
     ]
     if channels:

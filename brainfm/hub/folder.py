@@ -105,9 +105,11 @@ def read_config(folder) -> dict:
     except (ValueError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err}); the file is damaged or "
                               "truncated -> copy or download the checkpoint again") from err
-    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: format {config.get('format') if isinstance(config, dict) else None!r}"
-                              f", this brainfm reads {CHECKPOINT_FORMAT!r}")
+    found = config.get("format") if isinstance(config, dict) else None
+    if found != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: format {found!r}, this brainfm reads "
+                              f"{CHECKPOINT_FORMAT!r} -> re-export it with this brainfm's "
+                              "brainfm-export")
     return config
 
 

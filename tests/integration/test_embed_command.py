@@ -104,3 +104,35 @@ def test_help_and_bad_arguments(capsys):
     assert "missing out=" in capsys.readouterr().err
     assert main(["checkpoint=x", "input=y", "out=z", "progress=maybe"]) == 2
     assert "progress='maybe': use true or false" in capsys.readouterr().err
+
+
+def test_fixed_montage_checkpoint_gets_its_channel_order_from_store_and_files(store_root,
+                                                                              tmp_path):
+    """An ACPE checkpoint whose channel set is the sample's in another order: store windows
+    are reordered by name as prepare orders the files, so both give the same embeddings."""
+    from brainfm.data.store import CorpusStore
+
+    store = CorpusStore(store_root / "eegmat_sample")
+    key = store.recordings.loc[store.recordings["relpath"] == "Subject00_1.edf", "key"].iloc[0]
+    channels = store.ch_names(key)[::-1]
+    _, std = load_configs("eegmat_sample")
+    torch.manual_seed(0)
+    model = CrissCrossTransformer(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0,
+                                  positional="acpe")
+    ck = brainfm.save_pretrained(model, tmp_path / "ck", standardise=std.as_dict(),
+                                 sfreq=200.0, window_s=5.0, sensor_types=["eeg"],
+                                 channels=channels)
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "Subject00_1.edf").symlink_to(SAMPLE / "Subject00_1.edf")
+    from_store = embed_dataset(ck, "eegmat_sample", store_root=store_root, progress=False)
+    from_file = embed_dataset(ck, one, progress=False)
+    rows = (from_store.table["recording"] == "Subject00_1.edf").to_numpy()
+    assert rows.sum() == len(from_file.windows) == 12
+    assert np.abs(from_store.windows[rows] - from_file.windows).max() < 0.05
+    # in the channel order of the recording instead, the embeddings differ: order matters
+    plain = CrissCrossTransformer(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0,
+                                  positional="acpe")
+    plain.load_state_dict(model.state_dict())
+    x = store.recording_windows(key)[:2].astype(np.float32)
+    assert np.abs(plain.embed(x).windows - from_store.windows[rows][:2]).max() > 1e-3
