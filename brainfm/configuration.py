@@ -30,6 +30,18 @@ def conf_dir() -> str:
     return str(CONF_DIR)
 
 
+def config_options(group: str) -> set[str]:
+    """The options of a config group (``dataset``, ``experiment``, ...): the packaged ones,
+    plus those a user's ``--config-dir`` adds when called inside an entry point."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    names = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+    hydra = GlobalHydra.instance()
+    if hydra.is_initialized():
+        names |= set(hydra.config_loader().get_group_options(group))
+    return names
+
+
 def compose_config(overrides=(), config_name: str = "prep"):
     """A config composed exactly as the entry point would, for use from Python."""
     from hydra import compose, initialize_config_dir

@@ -67,10 +67,11 @@ def check_listing(spec, items, base: Path) -> None:
 
 
 def known_datasets(inline=()) -> set[str]:
-    """Dataset names with a config: conf/dataset/*.yaml, plus datasets defined inline."""
-    from .configuration import CONF_DIR
+    """Dataset names with a config: conf/dataset/*.yaml and a user's --config-dir's
+    dataset/*.yaml, plus datasets defined inline."""
+    from .configuration import config_options
 
-    return {p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")} | set(inline or ())
+    return config_options("dataset") | set(inline or ())
 
 
 def _dataset_name_problems(names, where: str, known: set[str]) -> list[str]:

@@ -190,18 +190,19 @@ def plots(table: pd.DataFrame, out_dir: Path, metric: str = "balanced_accuracy")
     """Per dataset: a box plot per pipeline and the per-subject scores, as PNG files."""
     import logging
 
-    import matplotlib
+    # a Figure of its own, not pyplot: no global backend switch (a notebook keeps its inline
+    # plots) and no display needed
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
     logging.getLogger("matplotlib.category").setLevel(logging.WARNING)  # subject ids as text
-    import matplotlib.pyplot as plt
 
     subj = per_subject(table)
     subj = subj[subj["metric"] == metric]
     paths = []
     for (dataset, protocol), part in subj.groupby(["dataset", "protocol"]):
         pipes = sorted(part["pipeline"].unique())
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        fig = Figure(figsize=(11, 4))
+        ax1, ax2 = fig.subplots(1, 2)
         ax1.boxplot([part[part["pipeline"] == p]["value"] for p in pipes])
         ax1.set_xticks(range(1, len(pipes) + 1), pipes, rotation=30, ha="right")
         ax1.set_ylabel(metric)
@@ -217,6 +218,5 @@ def plots(table: pd.DataFrame, out_dir: Path, metric: str = "balanced_accuracy")
         fig.tight_layout()
         path = out_dir / f"{dataset}_{protocol}_{metric}.png"
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         paths.append(path)
     return paths

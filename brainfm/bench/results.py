@@ -24,11 +24,17 @@ def cell_key(config: dict) -> str:
 
 
 def file_digest(path) -> str:
-    """Content hash of a file (a checkpoint): a re-made checkpoint makes new cells."""
+    """Content hash of a file or a checkpoint folder (its files, by name): a re-made
+    checkpoint makes new cells."""
     h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()[:16]
 
 
