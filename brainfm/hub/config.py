@@ -110,6 +110,7 @@ def extra_from_config(config: dict) -> dict:
              "sfreq": contract.get("sfreq"),
              "window_s": contract.get("window_s"),
              "channels": contract.get("channels"),
+             "n_montages": contract.get("n_montages"),
              "sensor_types": contract.get("sensor_types")}
     if contract.get("standardise"):
         extra["standardise"] = contract["standardise"]
