@@ -69,7 +69,9 @@ class GatedS4DBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor):
         """``x`` (M, L, d), ``cond`` (M, 1, d_cond) -> (next input or None, skip, gate)."""
-        h = self.ssm(self.expand(self.norm(x) + self.cond(cond)))
+        # the S4D layer applies ``expand`` itself and recomputes its output in the backward
+        # pass rather than keeping it (B x L x 2d floats per block)
+        h = self.ssm(self.norm(x) + self.cond(cond), linear=self.expand)
         gate, filt = h.chunk(2, dim=-1)
         gate = torch.sigmoid(gate)
         inter = gate * torch.tanh(filt)

@@ -14,11 +14,11 @@ code's layout (its "off-by-one"); keeping it lets its weights load unchanged.
 Memory and speed. Written the obvious way (exp of dtA * arange(L), then a sum over n), autograd
 keeps the (H, d_state/2, L) complex Vandermonde matrix of every layer until the backward pass
 (131 MB per block of the published size at L = 1000), and the FFT convolution keeps the
-spectrum of its input (twice the input's size). Here both are autograd Functions with
-hand-written backward passes that keep only their small inputs and recompute the rest:
-:class:`VandermondeKernel` builds the Vandermonde matrix in chunks of L by complex
-multiplication (no exp/cos/sin per element) and contracts each chunk with one batched matrix
-product; :class:`FFTConv` keeps the input and the kernel, not their spectra.
+spectrum of its input (twice the input's size). Here :func:`vandermonde_kernel` factorises
+the Vandermonde product through l = q j + m (q ~ sqrt(L)) into one batched matrix product
+whose intermediates are small, so nothing of size (H, n, L) exists, and :class:`FFTConv` is an
+autograd Function with a hand-written backward pass that keeps the input and the kernel, not
+their spectra, and recomputes the input's spectrum.
 Works for any sequence length: the kernel is computed for the length it is given.
 """
 from __future__ import annotations
@@ -28,112 +28,100 @@ import math
 import torch
 from torch import nn
 
-_CHUNK = 256  # samples of L per Vandermonde chunk: (H, d_state, 256) floats at a time
+def _factors(z: torch.Tensor, length: int):
+    """q, J and the factors exp(z m) (m < q) and exp(z q j) (j < J) of exp(z l), l = q j + m."""
+    q = math.isqrt(max(length, 1) - 1) + 1                                # ceil(sqrt(L))
+    n_blocks = -(-length // q)
+    real = z.real.dtype
+    inner = torch.exp(z[..., None] * torch.arange(q, device=z.device, dtype=real))
+    outer = torch.exp(z[..., None] * (q * torch.arange(n_blocks, device=z.device, dtype=real)))
+    return q, n_blocks, inner, outer                                      # (H, n, q), (H, n, J)
 
 
-def _powers(z_re: torch.Tensor, z_im: torch.Tensor, start: int, length: int,
-            base: tuple[torch.Tensor, torch.Tensor] | None = None):
-    """(H, 2n, length) real tensor [Re; Im] of exp(z l) for l = start .. start+length-1.
-
-    ``base`` = exp(z l) for l = 0 .. length-1 (reused across chunks); a chunk is the base times
-    exp(z start), one complex multiplication per element.
-    """
-    if base is None:  # by doubling: exp(z [s, 2s)) = exp(z [0, s)) * exp(z s)
-        re = z_re.new_empty(*z_re.shape, length)
-        im = z_re.new_empty(*z_re.shape, length)
-        re[..., 0], im[..., 0] = 1.0, 0.0
-        s = 1
-        while s < length:
-            m = min(s, length - s)
-            mag = torch.exp(z_re * s)
-            er, ei = (mag * torch.cos(z_im * s))[..., None], (mag * torch.sin(z_im * s))[..., None]
-            br, bi = re[..., :m], im[..., :m]
-            re[..., s:s + m] = br * er - bi * ei
-            im[..., s:s + m] = br * ei + bi * er
-            s += m
-        base = (re, im)
-    br, bi = base[0][..., :length], base[1][..., :length]
-    if start == 0:
-        return torch.cat([br, bi], dim=-2), base
-    mag = torch.exp(z_re * start)
-    er, ei = (mag * torch.cos(z_im * start))[..., None], (mag * torch.sin(z_im * start))[..., None]
-    return torch.cat([br * er - bi * ei, br * ei + bi * er], dim=-2), base
+def _re_im(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.cat([x.real, x.imag], dim=dim)
 
 
 class VandermondeKernel(torch.autograd.Function):
-    """K[k, h, l] = 2 Re(sum_n W[k, h, n] exp(z[h, n] l)) from real and imaginary parts.
+    """K[k, h, l] = 2 Re(sum_n w[k, h, n] exp(z[h, n] l)) for l < L; w (K, H, n), z (H, n)
+    complex, output (K, H, L) real, without the (H, n, L) Vandermonde matrix.
 
-    Inputs ``w_re, w_im`` (K, H, n), ``z_re, z_im`` (H, n), ``length``; output (K, H, L).
-    Saves only the inputs; the backward pass rebuilds the Vandermonde matrix chunk by chunk.
-    With S = sum_l G V and T = sum_l G l V (G the output's gradient, V = exp(z l)):
-    dW_re = 2 Re S, dW_im = -2 Im S, dz_re = 2 sum_k Re(W T), dz_im = -2 sum_k Im(W T).
+    With l = q j + m (q ~ sqrt(L)), exp(z l) = exp(z q j) exp(z m): per SSM channel the kernel
+    is a (K J, n) x (n, q) matrix product of w exp(z q j) with exp(z m), one real batched
+    product; no exponential is taken per (h, n, l) element. Only w and z are saved; the backward
+    pass rebuilds the factors. With G the output's gradient, S = sum_l G exp(z l) and
+    T = sum_l G l exp(z l) (both through the same factorisation), PyTorch's gradients for
+    complex inputs (dL/dRe + i dL/dIm) are dw = 2 conj(S) and dz = 2 conj(sum_k w T).
     """
 
     @staticmethod
-    def forward(ctx, w_re, w_im, z_re, z_im, length: int):
-        ctx.save_for_backward(w_re, w_im, z_re, z_im)
+    def forward(ctx, w, z, length: int):
+        ctx.save_for_backward(w, z)
         ctx.length = length
-        n_k, h, _ = w_re.shape
-        coef = torch.cat([w_re, -w_im], dim=-1).transpose(0, 1)           # (H, K, 2n)
-        out = w_re.new_empty(h, n_k, length)
-        base = None
-        for start in range(0, length, _CHUNK):
-            size = min(_CHUNK, length - start)
-            powers, base = _powers(z_re, z_im, start, size, base)         # (H, 2n, size)
-            out[..., start:start + size] = torch.bmm(coef, powers)
-        return (2 * out).transpose(0, 1)                                  # (K, H, L)
+        q, n_blocks, inner, outer = _factors(z, length)
+        coef = (w[..., None] * outer).permute(1, 0, 3, 2)                 # (H, K, J, n)
+        coef = coef.reshape(coef.shape[0], -1, coef.shape[-1])            # (H, K J, n)
+        coef = torch.cat([coef.real, -coef.imag], dim=-1)                 # (H, K J, 2n)
+        prod = torch.bmm(coef, _re_im(inner, -2))                         # (H, K J, q)
+        k = prod.reshape(prod.shape[0], w.shape[0], n_blocks * q)[..., :length]
+        return 2 * k.transpose(0, 1)                                      # (K, H, L)
 
     @staticmethod
     def backward(ctx, grad):
-        w_re, w_im, z_re, z_im = ctx.saved_tensors
-        length, n = ctx.length, z_re.shape[-1]
-        g = grad.transpose(0, 1)                                          # (H, K, L)
-        lag = torch.arange(length, device=g.device, dtype=g.dtype)
-        g2 = torch.cat([g, g * lag], dim=1)                               # (H, 2K, L)
-        acc = g.new_zeros(g.shape[0], g2.shape[1], 2 * n)                 # (H, 2K, 2n)
-        base = None
-        for start in range(0, length, _CHUNK):
-            size = min(_CHUNK, length - start)
-            powers, base = _powers(z_re, z_im, start, size, base)
-            acc.baddbmm_(g2[..., start:start + size], powers.transpose(1, 2))
-        n_k = w_re.shape[0]
-        s_re, s_im = acc[:, :n_k, :n].transpose(0, 1), acc[:, :n_k, n:].transpose(0, 1)
-        t_re, t_im = acc[:, n_k:, :n].transpose(0, 1), acc[:, n_k:, n:].transpose(0, 1)
-        d_z_re = 2 * (w_re * t_re - w_im * t_im).sum(0)
-        d_z_im = -2 * (w_re * t_im + w_im * t_re).sum(0)
-        return 2 * s_re, -2 * s_im, d_z_re, d_z_im, None
+        w, z = ctx.saved_tensors
+        length, (n_k, h, n) = ctx.length, w.shape
+        q, n_blocks, inner, outer = _factors(z, length)
+        g = torch.nn.functional.pad(grad.transpose(0, 1), (0, n_blocks * q - length))
+        g = g.reshape(h, n_k * n_blocks, q)                               # (H, K J, q)
+        m = torch.arange(q, device=z.device, dtype=g.dtype)
+        # P[.., n] = sum_m G I, Pm = sum_m G m I, as real products of G with [Re; Im] parts
+        rhs = torch.cat([_re_im(inner, 1), _re_im(inner * m, 1)], dim=1)  # (H, 4n, q)
+        p = torch.bmm(g, rhs.transpose(1, 2))                             # (H, K J, 4n)
+        p = p.reshape(h, n_k, n_blocks, 4 * n).permute(1, 0, 3, 2)        # (K, H, 4n, J)
+        p0 = torch.complex(p[:, :, :n], p[:, :, n:2 * n])                 # sum_m G I
+        p1 = torch.complex(p[:, :, 2 * n:3 * n], p[:, :, 3 * n:])         # sum_m G m I
+        j = q * torch.arange(n_blocks, device=z.device, dtype=g.dtype)
+        s_ = (outer * p0).sum(-1)                                         # (K, H, n)
+        t_ = (outer * (p0 * j + p1)).sum(-1)
+        return 2 * s_.conj(), 2 * (w * t_).sum(0).conj(), None
 
 
-class FFTConv(torch.autograd.Function):
-    """y = (u circularly convolved with k over 2L)[:L] + d u, for u (B, H, L), k (H, 2L), d (H,).
+def vandermonde_kernel(w: torch.Tensor, z: torch.Tensor, length: int) -> torch.Tensor:
+    """(K, H, L) real kernels from w (K, H, n) and z (H, n): see :class:`VandermondeKernel`."""
+    return VandermondeKernel.apply(w, z, length)
 
-    Saves u, k and d (not their spectra). The gradients are correlations with the output's
-    gradient G: du = irfft(conj(k^) G^)[:L] + d G, dk = irfft(sum_b conj(u^) G^), dd = sum G u.
+
+class LinearFFTConv(torch.autograd.Function):
+    """y = (u circularly convolved with k over 2L)[:L] + d u with u = W a + b, for a (B, L, I),
+    W (H, I), b (H,), k (H, 2L), d (H,); y and u are (B, H, L).
+
+    Saves a, W, b, k and d: neither u (it is recomputed by one matrix product) nor any
+    spectrum. With G the output's gradient: du = irfft(conj(k^) G^)[:L] + d G,
+    dk = irfft(sum_b conj(u^) G^), dd = sum G u, and the Linear's own gradients from du.
     """
 
     @staticmethod
-    def forward(ctx, u, k, d):
-        ctx.save_for_backward(u, k, d)
-        length = u.shape[-1]
+    def forward(ctx, a, weight, bias, k, d):
+        ctx.save_for_backward(a, weight, bias, k, d)
+        u = torch.baddbmm(bias[:, None], weight.expand(a.shape[0], -1, -1),
+                          a.transpose(1, 2))                              # (B, H, L)
         n_fft = k.shape[-1]
         y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k), n=n_fft)
-        return torch.addcmul(y[..., :length], u, d[:, None])
+        return torch.addcmul(y[..., :a.shape[1]], u, d[:, None])
 
     @staticmethod
     def backward(ctx, grad):
-        u, k, d = ctx.saved_tensors
-        length, n_fft = u.shape[-1], k.shape[-1]
+        a, weight, bias, k, d = ctx.saved_tensors
+        length, n_fft = a.shape[1], k.shape[-1]
+        u = torch.baddbmm(bias[:, None], weight.expand(a.shape[0], -1, -1), a.transpose(1, 2))
         g_f = torch.fft.rfft(grad, n=n_fft)                               # (B, H, L+1)
-        d_u = d_k = d_d = None
-        if ctx.needs_input_grad[0]:
-            d_u = torch.fft.irfft(g_f * torch.fft.rfft(k).conj(), n=n_fft)[..., :length]
-            d_u = torch.addcmul(d_u, grad, d[:, None])
-        if ctx.needs_input_grad[1]:
-            cross = (g_f * torch.fft.rfft(u, n=n_fft).conj()).sum(0)     # (H, L+1)
-            d_k = torch.fft.irfft(cross, n=n_fft)
-        if ctx.needs_input_grad[2]:
-            d_d = (grad * u).sum((0, 2))
-        return d_u, d_k, d_d
+        d_u = torch.fft.irfft(g_f * torch.fft.rfft(k).conj(), n=n_fft)[..., :length]
+        d_u = torch.addcmul(d_u, grad, d[:, None])                        # (B, H, L)
+        d_k = torch.fft.irfft((g_f * torch.fft.rfft(u, n=n_fft).conj()).sum(0), n=n_fft)
+        d_d = (grad * u).sum((0, 2))
+        d_a = torch.bmm(d_u.transpose(1, 2), weight.expand(a.shape[0], -1, -1))
+        d_w = torch.bmm(d_u, a).sum(0)
+        return d_a, d_w, d_u.sum((0, 2)), d_k, d_d
 
 
 class S4D(nn.Module):
@@ -171,20 +159,23 @@ class S4D(nn.Module):
     def kernel(self, length: int) -> torch.Tensor:
         """(K, H, L) real kernels: K[k, h, l] = 2 Re(sum_n C dB exp(dtA l))."""
         dt_a, d_b, c = self.discretised()
-        w = c * d_b
-        return VandermondeKernel.apply(w.real.contiguous(), w.imag.contiguous(),
-                                       dt_a.real.contiguous(), dt_a.imag.contiguous(), length)
+        return vandermonde_kernel(c * d_b, dt_a, length)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, L, H) -> (B, L, H)."""
+    def forward(self, x: torch.Tensor, linear: nn.Linear | None = None) -> torch.Tensor:
+        """``x`` (B, L, H) -> (B, L, H). With ``linear``, ``x`` is that Linear's input and the
+        layer convolves ``linear(x)``, which the backward pass recomputes instead of keeping."""
         length = x.shape[1]
         k = self.kernel(length)
         if self.bidirectional:  # lag j of the backward kernel sits at position 2L-1-j
             k = torch.cat([k[0], k[1].flip(-1)], dim=-1)                  # (H, 2L)
         else:
             k = torch.cat([k[0], k.new_zeros(k.shape[1], length)], dim=-1)
-        u = x.transpose(1, 2).contiguous()                                # (B, H, L)
-        return FFTConv.apply(u, k, self.d).transpose(1, 2)
+        if linear is None:
+            weight = torch.eye(self.d_model, dtype=x.dtype, device=x.device)
+            bias = x.new_zeros(self.d_model)
+        else:
+            weight, bias = linear.weight, linear.bias
+        return LinearFFTConv.apply(x, weight, bias, k, self.d).transpose(1, 2)
 
 
-__all__ = ["FFTConv", "S4D", "VandermondeKernel"]
+__all__ = ["LinearFFTConv", "S4D", "VandermondeKernel", "vandermonde_kernel"]

@@ -103,45 +103,50 @@ def _materialised_forward(layer: S4D, x: torch.Tensor) -> torch.Tensor:
     return (y[..., :length] + u * layer.d[:, None]).transpose(1, 2)
 
 
-@pytest.mark.parametrize("chunk", [4, 256])
-def test_vandermonde_kernel_gradcheck(monkeypatch, chunk):
-    """float64 finite differences, with chunks smaller than L so chunk offsets are exercised."""
-    monkeypatch.setattr(s4d, "_CHUNK", chunk)
-    g = torch.Generator().manual_seed(0)
-    w_re, w_im = (torch.randn(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
-                  for _ in range(2))
-    z_re = (-0.05 - 0.1 * torch.rand(3, 4, generator=g, dtype=torch.float64)).requires_grad_()
-    z_im = (-torch.rand(3, 4, generator=g, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(
-        lambda *a: s4d.VandermondeKernel.apply(*a, 11), (w_re, w_im, z_re, z_im))
+@pytest.mark.parametrize("length", [1, 2, 11, 16])
+def test_vandermonde_kernel_equals_direct_sum_and_gradcheck(length):
+    """The factorised kernel (l = q j + m) equals the direct sum over exp(z l), and its
+    gradients pass float64 finite differences (complex inputs, Wirtinger derivatives)."""
+    g = torch.Generator().manual_seed(length)
+    w = torch.randn(2, 3, 4, generator=g, dtype=torch.complex128, requires_grad=True)
+    z = torch.complex(-0.05 - 0.1 * torch.rand(3, 4, generator=g, dtype=torch.float64),
+                      -torch.rand(3, 4, generator=g, dtype=torch.float64)).requires_grad_()
+    direct = 2 * torch.einsum("khn,hnl->khl", w, torch.exp(
+        z[..., None] * torch.arange(length, dtype=torch.float64))).real
+    torch.testing.assert_close(s4d.vandermonde_kernel(w, z, length), direct)
+    assert torch.autograd.gradcheck(lambda a, b: s4d.vandermonde_kernel(a, b, length), (w, z))
 
 
-def test_fft_conv_gradcheck():
+def test_linear_fft_conv_gradcheck():
     g = torch.Generator().manual_seed(1)
-    u = torch.randn(2, 3, 7, generator=g, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(3, 14, generator=g, dtype=torch.float64, requires_grad=True)
-    d = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(s4d.FFTConv.apply, (u, k, d))
+    args = [torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+            for shape in [(2, 7, 3), (4, 3), (4,), (4, 14), (4,)]]   # a, W, b, k, d
+    assert torch.autograd.gradcheck(s4d.LinearFFTConv.apply, tuple(args))
 
 
+@pytest.mark.parametrize("with_linear", [False, True])
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_layer_gradients_equal_the_materialised_layer(monkeypatch, bidirectional):
-    """Every parameter's and the input's gradient, float32, L spanning several chunks."""
-    monkeypatch.setattr(s4d, "_CHUNK", 64)
+def test_layer_gradients_equal_the_materialised_layer(bidirectional, with_linear):
+    """Every parameter's and the input's gradient, float32, with and without the fused
+    input Linear (whose output the layer recomputes instead of keeping)."""
     torch.manual_seed(3)
     layer = S4D(d_model=8, d_state=16, bidirectional=bidirectional)
+    linear = torch.nn.Linear(5, 8) if with_linear else None
     with torch.no_grad():  # trained-looking values, not the initial ones
         layer.log_neg_a_real.add_(0.3 * torch.randn_like(layer.log_neg_a_real))
         layer.a_imag.add_(torch.randn_like(layer.a_imag))
-    x = torch.randn(3, 200, 8, requires_grad=True)
+    x = torch.randn(3, 200, 5 if with_linear else 8, requires_grad=True)
     target = torch.randn(3, 200, 8)
+    params = list(layer.parameters()) + (list(linear.parameters()) if with_linear else [])
+    pre = linear if with_linear else (lambda v: v)
     grads = []
-    for fn in (layer, lambda v: _materialised_forward(layer, v)):
-        layer.zero_grad()
+    for fn in (lambda v: layer(v, linear=linear),
+               lambda v: _materialised_forward(layer, pre(v))):
+        for p in params:
+            p.grad = None
         x.grad = None
         y = fn(x)
         (y * target).sum().backward()
-        grads.append([y.detach(), x.grad.clone()]
-                     + [p.grad.clone() for p in layer.parameters()])
+        grads.append([y.detach(), x.grad.clone()] + [p.grad.clone() for p in params])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
