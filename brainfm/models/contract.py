@@ -185,9 +185,15 @@ def prepare_recording(recording, contract: dict, allow_interpolation: bool = Fal
     from ..data.standardise import standardise
 
     rec = as_recording(recording)
-    if any(s.get("step") == "contract" for s in rec.provenance.get("steps", [])):
-        return rec  # prepared already
     cfg = _standardise_config(contract, overrides)
+    key = contract_key(contract, cfg)
+    done = [s for s in rec.provenance.get("steps", []) if s.get("step") == "contract"]
+    if done:
+        if done[-1].get("key") == key:
+            return rec  # prepared for this very contract already
+        raise RecordingError(rec.source, "was prepared for another checkpoint's data contract "
+                             "(its samples are filtered and scaled for that one)",
+                             "prepare the original recording instead")
     channels = list(contract.get("channels") or [])
     encoding = contract.get("channel_encoding", "sensor")
     fixed = encoding != "sensor" and bool(channels)
@@ -221,8 +227,19 @@ def prepare_recording(recording, contract: dict, allow_interpolation: bool = Fal
         if missing or lost:
             out = interpolate_channels(out, missing + lost)
         out = out.pick([out.ch_names.index(n) for n in channels])
-    return out.with_step("contract", encoding=encoding, interpolated=missing if fixed else [],
-                         channels=len(out.ch_names))
+    return out.with_step("contract", key=key, encoding=encoding,
+                         interpolated=missing if fixed else [], channels=len(out.ch_names))
+
+
+def contract_key(contract: dict, cfg) -> str:
+    """A short hash of what preparation did (standardisation and channel set): a recording
+    prepared for one checkpoint is not silently taken as prepared for another."""
+    import hashlib
+    import json
+
+    what = {"standardise": cfg.as_dict(), "channels": contract.get("channels"),
+            "encoding": contract.get("channel_encoding", "sensor")}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ---- the mixin ----------------------------------------------------------------------------

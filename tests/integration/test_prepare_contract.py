@@ -122,3 +122,13 @@ def test_embed_of_a_prepared_recording_matches_embed_of_its_windows(acpe, mmidb)
     windows = rec.data[:, :6 * 1000].reshape(19, 6, 1000).transpose(1, 0, 2)
     again = acpe.embed(windows, batch_size=2)
     assert np.allclose(emb.windows, again.windows, atol=1e-5)
+
+
+def test_a_prepared_recording_is_not_prepared_twice_nor_for_another_checkpoint(
+        acpe, mmidb, tmp_path, eegmat_contract):
+    ready = acpe.prepare(mmidb)
+    assert acpe.prepare(ready) is ready
+    other = _checkpoint(tmp_path, "acpe", {**eegmat_contract, "standardise": {
+        **eegmat_contract["standardise"], "h_freq": 40.0}}, "other")
+    with pytest.raises(RecordingError, match="prepared for another checkpoint"):
+        other.prepare(ready)
