@@ -33,8 +33,11 @@ def _factors(z: torch.Tensor, length: int):
     q = math.isqrt(max(length, 1) - 1) + 1                                # ceil(sqrt(L))
     n_blocks = -(-length // q)
     real = z.real.dtype
-    inner = torch.exp(z[..., None] * torch.arange(q, device=z.device, dtype=real))
-    outer = torch.exp(z[..., None] * (q * torch.arange(n_blocks, device=z.device, dtype=real)))
+    m = torch.arange(q, device=z.device, dtype=real)
+    j = q * torch.arange(n_blocks, device=z.device, dtype=real)
+    # polar(exp(Re z l), Im z l): real exp/cos/sin, ~4x faster on CPU than a complex exp
+    inner = torch.polar(torch.exp(z.real[..., None] * m), z.imag[..., None] * m)
+    outer = torch.polar(torch.exp(z.real[..., None] * j), z.imag[..., None] * j)
     return q, n_blocks, inner, outer                                      # (H, n, q), (H, n, J)
 
 

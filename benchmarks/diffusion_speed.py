@@ -1,0 +1,185 @@
+"""Training throughput and peak memory of the ``eegdm`` denoiser: brainfm vs the original EEGDM code.
+
+One training step = forward + MSE against a fixed target + backward + AdamW step (lr 1e-4), on
+a batch of 32 sequences x 1 channel x 1000 samples (EEGDM's pretraining crop), fp32, the same
+starting weights, inputs, steps and channel indices on both sides. brainfm runs the published
+size (20 blocks, d 128, d_state 128, conditioning 512) with the reference's channel-index
+table (``channel_conditioning="index"``) so that the reference's initial weights load into it
+unchanged; the sensor-feature code of the ``eegdm`` config differs by 896 parameters and not
+in cost.
+
+Every measurement is a fresh process (peak memory = that process's RSS high-water mark,
+``ru_maxrss``, which includes the Python/torch runtime); sides alternate, so drifts in machine
+load hit both. Both run with the same ``MALLOC_ARENA_MAX`` and thread count.
+
+The original is not part of brainfm: put the ``model/`` folder of github.com/jhpuah/EEGDM
+(commit 976a5f4 was measured) and einops under ``--original-dir`` (default
+``.bench/eegdm_orig``, git-ignored; einops may sit in its ``deps/``).
+
+    MALLOC_ARENA_MAX=2 python benchmarks/diffusion_speed.py --repeats 5 --write
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BATCH, LENGTH = 32, 1000
+REFERENCE_KW = dict(in_channels=1, d_model=128, d_state=128, n_layer=20, n_ssm=None,
+                    kernel_init="diag-lin", kernel_mode="diag", bidirectional=True, d_cond=512,
+                    d_cond_embed=128, local_cond_ch=0, n_class=22, have_null_class=False,
+                    self_gated=False)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reference(original_dir: Path):
+    sys.path[:0] = [str(original_dir), str(original_dir / "deps")]
+    from model.diffusion_model import Wavenet  # the original's own module, unmodified
+
+    return Wavenet(**REFERENCE_KW)
+
+
+def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
+          threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if impl == "init":  # write the reference's initial weights once, for both sides
+        torch.save(_reference(original_dir).state_dict(), init)
+        return {"impl": impl}
+    state = torch.load(init, weights_only=True)
+    if impl == "original":
+        model = _reference(original_dir)
+        model.load_state_dict(state)
+        forward = lambda x, t, c: model(x[:, None], t[:, None], c[:, None])[:, 0]  # noqa: E731
+    else:
+        from brainfm.models.diffusion_denoiser import DiffusionDenoiser
+        from brainfm.models.eegdm_import import convert_eegdm_state_dict, eegdm_config
+
+        model = DiffusionDenoiser(**eegdm_config(state))
+        model.load_state_dict(convert_eegdm_state_dict(state))
+        forward = model.denoise
+    del state
+    n_params = sum(p.numel() for p in model.parameters())
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(BATCH, LENGTH, generator=g)
+    target = torch.randn(BATCH, LENGTH, generator=g)
+    t = torch.randint(0, 50, (BATCH,), generator=g)
+    channel = torch.randint(0, 22, (BATCH,), generator=g)
+    rss_setup = _rss_mb()
+
+    def step() -> float:
+        loss = torch.nn.functional.mse_loss(forward(x, t, channel), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    for _ in range(warmup):
+        step()
+    t0, c0 = time.perf_counter(), time.process_time()
+    losses = [step() for _ in range(steps)]
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"impl": impl, "samples_per_s": steps * BATCH / seconds, "step_s": seconds / steps,
+            "samples_per_cpu_s": steps * BATCH / cpu,
+            "peak_mb": _rss_mb(), "setup_rss_mb": rss_setup, "losses": losses,
+            "n_params": n_params, "threads": threads,
+            "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")}
+
+
+def _run(impl: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", impl, "--steps", str(args.steps), "--warmup",
+           str(args.warmup), "--threads", str(args.threads), "--original-dir",
+           str(args.original_dir), "--init", str(args.init)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if out.returncode:
+        raise RuntimeError(f"{impl} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--original-dir", type=Path, default=ROOT / ".bench" / "eegdm_orig")
+    p.add_argument("--init", type=Path, default=ROOT / ".bench" / "eegdm_init.pth")
+    p.add_argument("--impls", default="original,brainfm")
+    p.add_argument("--write", action="store_true", help="rewrite docs/performance.md's section")
+    p.add_argument("--child")
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.steps, args.warmup, args.original_dir,
+                               args.init, args.threads)))
+        return 0
+    if not (args.original_dir / "model" / "diffusion_model.py").exists():
+        raise SystemExit(f"the original EEGDM code is not at {args.original_dir}/model: put "
+                         "github.com/jhpuah/EEGDM's model/ folder (commit 976a5f4) there")
+    _run("init", args)
+    impls = args.impls.split(",")
+    runs: dict[str, list] = {i: [] for i in impls}
+    for _ in range(args.repeats):  # interleaved
+        for impl in impls:
+            runs[impl].append(_run(impl, args))
+    text = render(runs, args)
+    print(text)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "diffusion_speed_cpu.json").write_text(json.dumps(
+        {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
+    if args.write:
+        from prep import _write_section
+
+        _write_section(ROOT / "docs" / "performance.md", "diffusion-cpu", text)
+    return 0
+
+
+def render(runs: dict, args) -> str:
+    def mmm(impl, key, fmt):
+        v = sorted(r[key] for r in runs[impl])
+        return f"{fmt.format(v[0])} / {fmt.format(statistics.median(v))} / {fmt.format(v[-1])}"
+
+    first = next(iter(runs.values()))[0]
+    lines = [f"`eegdm` size ({first['n_params']:,} parameters with the index table), batch "
+             f"{BATCH} x 1 channel x {LENGTH} samples, fp32, CPU, {args.threads} thread(s), "
+             f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX')}; {args.repeats} processes "
+             f"per side x {args.steps} timed steps after {args.warmup} warm-up; min / median / "
+             "max over processes.", "",
+             "| implementation | samples/s (wall) | samples per CPU-second | s/step (wall) | "
+             "peak RSS MB | RSS before training MB |", "|---|---|---|---|---|---|"]
+    for impl in runs:
+        lines.append(f"| {impl} | {mmm(impl, 'samples_per_s', '{:.2f}')} | "
+                     f"{mmm(impl, 'samples_per_cpu_s', '{:.2f}')} | "
+                     f"{mmm(impl, 'step_s', '{:.2f}')} | {mmm(impl, 'peak_mb', '{:.0f}')} | "
+                     f"{mmm(impl, 'setup_rss_mb', '{:.0f}')} |")
+    if "original" in runs and "brainfm" in runs:
+        med = {i: {k: statistics.median(r[k] for r in runs[i]) for k in
+                   ("samples_per_s", "samples_per_cpu_s", "peak_mb", "setup_rss_mb")}
+               for i in runs}
+        o, b = med["original"], med["brainfm"]
+        lines += ["", f"brainfm / original (medians): samples/s "
+                  f"{b['samples_per_s'] / o['samples_per_s']:.2f}x (per CPU-second "
+                  f"{b['samples_per_cpu_s'] / o['samples_per_cpu_s']:.2f}x), peak RSS "
+                  f"{b['peak_mb'] / o['peak_mb']:.2f}x (training's own growth over the RSS "
+                  f"before training: {(b['peak_mb'] - b['setup_rss_mb']) / max(o['peak_mb'] - o['setup_rss_mb'], 1):.2f}x)."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
