@@ -58,9 +58,10 @@ def test_bench_with_a_users_config_dir(tmp_path):
     assert "[INFO]" not in done.stdout + done.stderr
 
 
-def test_unknown_dataset_names_the_config_dir(tmp_path):
-    done = _run(["brainfm-bench", "datasets=[no_such_set]",
-                 "pipelines={csp: {kind: classical, baseline: csp_lda}}",
-                 f"store_root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+def test_unknown_dataset_is_refused_with_the_known_ones(tmp_path):
+    done = _run(["brainfm-bench", "experiment=bench_demo", "checkpoint=none",
+                 "datasets=[no_such_set]", f"store_root={tmp_path}",
+                 f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert done.returncode != 0
     assert "unknown dataset 'no_such_set'" in done.stdout + done.stderr
+    assert "eegmat_sample" in done.stdout + done.stderr   # the known names are listed
