@@ -125,3 +125,13 @@ def check_pretraining_disjoint(checkpoint, dataset: str, store=None) -> list[str
                                f"{len(ours)} recordings of {dataset!r} (e.g. {examples}), "
                                f"under the dataset name(s) {', '.join(corpus)} {fix}")
     return corpus
+
+
+def check_store_contract_of(checkpoint, store) -> None:
+    """A checkpoint is scored only on a store standardised as it was trained to see data
+    (rate, filters, scale, reference): the benchmark's stores are prepared from each
+    dataset's own config, so a checkpoint from elsewhere could differ silently."""
+    from ..checkpoint import from_pretrained
+    from ..embed.core import check_store_contract
+
+    check_store_contract(store, from_pretrained(checkpoint).data_contract())

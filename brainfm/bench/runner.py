@@ -17,7 +17,7 @@ from ..data.groups import NO_SUBJECT, subject_groups
 from ..data.loading import WindowDataset
 from .metrics import classification_metrics
 from .pipelines import make_pipeline, uses_pretrained_weights
-from .pretrained import check_pretraining_disjoint, checkpoint_for
+from .pretrained import check_pretraining_disjoint, check_store_contract_of, checkpoint_for
 from .protocols import make_protocol
 from .report import markdown, plots
 from .results import ResultsStore, cell_key, file_digest
@@ -108,6 +108,8 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
             if checkpoint and uses_pretrained_weights(pipe_spec) and \
                     not experiment.get("allow_pretraining_overlap"):
                 check_pretraining_disjoint(checkpoint, dataset, windows.stores[0])
+            if checkpoint and uses_pretrained_weights(pipe_spec):
+                check_store_contract_of(checkpoint, windows.stores[0])
             pipeline = make_pipeline(pipe_spec, cache_dir)
             for seed in experiment.get("seeds", [0]):
                 bar = progress_bar(len(folds), f"{dataset} {pname} seed={seed}", progress,

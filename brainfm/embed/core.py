@@ -107,7 +107,7 @@ def _store_rows(store, model, batch_size, progress, failures):
 
     from ..progress import progress_bar
 
-    contract = model._contract()
+    contract = model.data_contract()
     channels = list(contract.get("channels") or [])
     fixed = contract.get("channel_encoding", "sensor") != "sensor" and bool(channels)
     patch = int(model.patch_len)
@@ -203,7 +203,7 @@ def embed_dataset(checkpoint, input, out=None, batch_size: int = 64, device: str
     failures: dict = {}
     if kind == "store":
         store = CorpusStore(what)
-        check_store_contract(store, model._contract())
+        check_store_contract(store, model.data_contract())
         rows, vecs = _store_rows(store, model, batch_size, progress, failures)
     else:
         rows, vecs = _file_rows(what, model, batch_size, progress, failures,

@@ -250,7 +250,9 @@ class ContractMixin:
     contract: dict
     allow_interpolation: bool = False
 
-    def _contract(self) -> dict:
+    def data_contract(self) -> dict:
+        """config.json's data contract (built from the architecture for models made in
+        Python, which have none stored)."""
         contract = getattr(self, "contract", None)
         if contract is None:
             from ..hub.config import build_contract
@@ -265,11 +267,11 @@ class ContractMixin:
         in order (missing channels: an error listing them, or interpolated when
         ``allow_interpolation``). ``overrides`` change single standardisation keys."""
         allow = self.allow_interpolation if allow_interpolation is None else allow_interpolation
-        return prepare_recording(recording, self._contract(), allow, **overrides)
+        return prepare_recording(recording, self.data_contract(), allow, **overrides)
 
     def window_length(self, window_s: float | None = None) -> int:
         """Samples per window: the training window (whole patches), or ``window_s``."""
-        contract = self._contract()
+        contract = self.data_contract()
         sfreq = float(contract.get("sfreq") or self.config.get("sfreq") or 200.0)
         seconds = window_s or contract.get("window_s") or DEFAULT_WINDOW_S
         patch = int(self.patch_len)
@@ -311,7 +313,7 @@ class ContractMixin:
                 if sensors.dim() == 2:
                     sensors = sensors[None].expand(x.shape[0], -1, -1)
             n = x.shape[-1]
-            sfreq = float(self._contract().get("sfreq") or 200.0)
+            sfreq = float(self.data_contract().get("sfreq") or 200.0)
             vecs = self._embed_batches(x, sensors, channel_mask, batch_size, progress)
             starts = np.arange(len(x)) * n / sfreq
             return Embeddings(vecs, vecs.mean(axis=0), starts, starts + n / sfreq, sfreq=sfreq)

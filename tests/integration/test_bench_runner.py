@@ -59,3 +59,29 @@ def test_checkpoint_pretrained_on_the_test_data_is_refused(prepared_stores, tmp_
     experiment["allow_pretraining_overlap"] = True     # the documented way to accept it
     experiment["pipelines"]["ft"]["kind"] = "probe"
     assert run_benchmark(experiment, store_root, tmp_path / "out", progress=False)["computed"]
+
+
+def test_checkpoint_trained_on_other_standardisation_is_refused(prepared_stores, tmp_path):
+    """A checkpoint that expects 256 Hz is not scored on a 200 Hz store: the runner checks
+    the checkpoint's data contract against the store before any fold runs."""
+    import brainfm
+    from brainfm.data.store import CorpusStore
+    from brainfm.errors import BrainfmError
+    from brainfm.models import CrissCrossTransformer
+
+    store_root = prepared_stores[0]
+    standardise = dict(CorpusStore(store_root / "eegmat").meta["standardise"])
+    experiment = {"datasets": ["eegmat"], "max_folds": 1,
+                  "protocols": {"default": {"name": "loso"}},
+                  "pipelines": {"probe": {"kind": "probe", "backbone": {}}}}
+    for sfreq, refused in ((standardise["sfreq"], False), (256.0, True)):
+        folder = tmp_path / f"ckpt_{sfreq:g}"
+        brainfm.save_pretrained(CrissCrossTransformer(**TINY), folder, datasets=["bonn"],
+                                standardise={**standardise, "sfreq": sfreq})
+        experiment["pipelines"]["probe"]["backbone"] = {"checkpoint": str(folder)}
+        if refused:
+            with pytest.raises(BrainfmError, match=r"sfreq: store 200\.0 vs checkpoint 256\.0"):
+                run_benchmark(experiment, store_root, tmp_path / "out", progress=False)
+        else:
+            assert run_benchmark(experiment, store_root, tmp_path / "out",
+                                 progress=False)["computed"] == 1
