@@ -43,25 +43,25 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _reference(original_dir: Path):
+def _reference(original_dir: Path, layers: int = 20):
     sys.path[:0] = [str(original_dir), str(original_dir / "deps")]
     from model.diffusion_model import Wavenet  # the original's own module, unmodified
 
-    return Wavenet(**REFERENCE_KW)
+    return Wavenet(**{**REFERENCE_KW, "n_layer": layers})
 
 
 def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
-          threads: int) -> dict:
+          threads: int, layers: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if impl == "init":  # write the reference's initial weights once, for both sides
-        torch.save(_reference(original_dir).state_dict(), init)
+        torch.save(_reference(original_dir, layers).state_dict(), init)
         return {"impl": impl}
     state = torch.load(init, weights_only=True)
     if impl == "original":
-        model = _reference(original_dir)
+        model = _reference(original_dir, layers)
         model.load_state_dict(state)
         forward = lambda x, t, c: model(x[:, None], t[:, None], c[:, None])[:, 0]  # noqa: E731
     else:
@@ -97,14 +97,51 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
     return {"impl": impl, "samples_per_s": steps * BATCH / seconds, "step_s": seconds / steps,
             "samples_per_cpu_s": steps * BATCH / cpu,
             "peak_mb": _rss_mb(), "setup_rss_mb": rss_setup, "losses": losses,
-            "n_params": n_params, "threads": threads,
+            "n_params": n_params, "threads": threads, "layers": layers,
             "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")}
+
+
+def saved_per_block(original_dir: Path, n_layers: int = 2) -> dict:
+    """MB of tensors autograd keeps for the backward pass, per block of the published width
+    (one forward of the batch through ``n_layers`` blocks, the stem and head subtracted by
+    differencing 1 and ``n_layers`` blocks)."""
+    import torch
+
+    torch.manual_seed(0)
+    from brainfm.models.diffusion_denoiser import DiffusionDenoiser
+    from brainfm.models.eegdm_import import convert_eegdm_state_dict, eegdm_config
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(BATCH, LENGTH, generator=g)
+    t = torch.randint(0, 50, (BATCH,), generator=g)
+    c = torch.randint(0, 22, (BATCH,), generator=g)
+    out = {}
+    for layers in (1, n_layers):
+        sys.path[:0] = [str(original_dir), str(original_dir / "deps")]
+        from model.diffusion_model import Wavenet
+
+        ref = Wavenet(**{**REFERENCE_KW, "n_layer": layers})
+        state = ref.state_dict()
+        ours = DiffusionDenoiser(**eegdm_config(state))
+        ours.load_state_dict(convert_eegdm_state_dict(state))
+        for name, fn in (("original", lambda: ref(x[:, None], t[:, None], c[:, None])),
+                         ("brainfm", lambda: ours.denoise(x, t, c))):
+            kept: dict[int, int] = {}
+
+            def pack(tensor):
+                storage = tensor.untyped_storage()
+                kept[storage.data_ptr()] = storage.nbytes()
+                return tensor
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda v: v):
+                fn()
+            out.setdefault(name, {})[layers] = sum(kept.values()) / 2**20
+    return {name: (v[n_layers] - v[1]) / (n_layers - 1) for name, v in out.items()}
 
 
 def _run(impl: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", impl, "--steps", str(args.steps), "--warmup",
            str(args.warmup), "--threads", str(args.threads), "--original-dir",
-           str(args.original_dir), "--init", str(args.init)]
+           str(args.original_dir), "--init", str(args.init), "--layers", str(args.layers)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode:
         raise RuntimeError(f"{impl} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
@@ -119,15 +156,22 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--layers", type=int, default=20,
+                   help="blocks of the published width (20 = the eegdm config)")
     p.add_argument("--original-dir", type=Path, default=ROOT / ".bench" / "eegdm_orig")
     p.add_argument("--init", type=Path, default=ROOT / ".bench" / "eegdm_init.pth")
     p.add_argument("--impls", default="original,brainfm")
     p.add_argument("--write", action="store_true", help="rewrite docs/performance.md's section")
+    p.add_argument("--saved", action="store_true",
+                   help="only print the MB autograd keeps per block, both sides")
     p.add_argument("--child")
     args = p.parse_args(argv)
+    if args.saved:
+        print(json.dumps(saved_per_block(args.original_dir)))
+        return 0
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.warmup, args.original_dir,
-                               args.init, args.threads)))
+                               args.init, args.threads, args.layers)))
         return 0
     if not (args.original_dir / "model" / "diffusion_model.py").exists():
         raise SystemExit(f"the original EEGDM code is not at {args.original_dir}/model: put "
@@ -141,7 +185,7 @@ def main(argv=None) -> int:
     text = render(runs, args)
     print(text)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "diffusion_speed_cpu.json").write_text(json.dumps(
+    (HERE / "results" / f"diffusion_speed_cpu_{args.layers}blocks.json").write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
     if args.write:
         from prep import _write_section
@@ -156,7 +200,9 @@ def render(runs: dict, args) -> str:
         return f"{fmt.format(v[0])} / {fmt.format(statistics.median(v))} / {fmt.format(v[-1])}"
 
     first = next(iter(runs.values()))[0]
-    lines = [f"`eegdm` size ({first['n_params']:,} parameters with the index table), batch "
+    size = ("`eegdm` size" if args.layers == 20 else
+            f"**{args.layers} of the 20 blocks** of the `eegdm` size")
+    lines = [f"{size} ({first['n_params']:,} parameters with the index table), batch "
              f"{BATCH} x 1 channel x {LENGTH} samples, fp32, CPU, {args.threads} thread(s), "
              f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX')}; {args.repeats} processes "
              f"per side x {args.steps} timed steps after {args.warmup} warm-up; min / median / "
