@@ -88,7 +88,7 @@ def plot_demo(result: dict, results_csv: Path, out: Path) -> Path:
         ax1.bar(list(bars), list(bars.values()),
                 color=["tab:blue"] + ["tab:gray"] * (len(bars) - 1))
         ax1.set_title(f"pretraining: held-out subject of {name}", fontsize=10)
-    ax1.set_ylabel("masked-patch MSE / zeros predictor (lower is better)")
+    ax1.set_ylabel("masked-patch MSE / zeros' (lower: better)")
     ax1.tick_params(axis="x", rotation=30)
     table = pd.read_csv(results_csv)
     scores = table[(table["metric"] == "balanced_accuracy") & (table["subject"] != "__fold__")]
