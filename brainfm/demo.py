@@ -136,7 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument("--store-root", default="stores/demo",
                         help="where the corpus stores go (default: stores/demo)")
     parser.add_argument("--pretrain-steps", type=int, default=None,
-                        help="pretraining steps (default: experiment=pretrain_demo's 300)")
+                        help="pretraining steps (default: experiment=pretrain_demo's 300, "
+                             "checked on the held-out subject every 100); with this option "
+                             "the check runs once, at the end")
     args = parser.parse_args(argv)
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     out = Path(args.out).resolve()
@@ -152,7 +154,9 @@ def main(argv=None) -> int:
                                      "held out)", [
             "brainfm-pretrain", "experiment=pretrain_demo", f"store_root={stores}",
             f"hydra.run.dir={pretrain}",
-            *([f"trainer.max_steps={args.pretrain_steps}"] if args.pretrain_steps else [])])
+            *([f"trainer.max_steps={args.pretrain_steps}",   # one held-out check, at the end
+               f"trainer.val_check_interval={args.pretrain_steps}"]
+              if args.pretrain_steps else [])])
         result = json.loads((pretrain / "result.json").read_text())
         beats, verdict = _heldout_verdict(result)
         print("\n".join(verdict))
