@@ -283,14 +283,12 @@ class ContractMixin:
         """(B, D): the backbone's features (what the linear probe reads) averaged over real
         channels and patches."""
         from .adapters import get_adapter
+        from .heads import masked_mean
         from .registry import family_of
 
         feats = get_adapter(family_of(self)).features(self, x, sensors, channel_mask)
-        b, c = feats.shape[:2]
-        w = (torch.ones(b, c, device=feats.device) if channel_mask is None
-             else channel_mask.to(feats.device, feats.dtype))
-        summed = (feats.float().mean(dim=2) * w[..., None]).sum(dim=1)
-        return summed / w.sum(dim=1, keepdim=True).clamp_min(1)
+        return masked_mean(feats.float(), None if channel_mask is None
+                           else channel_mask.to(feats.device))
 
     def embed(self, recording_or_windows, batch_size: int = 32, sensors=None,
               channel_mask=None, window_s: float | None = None,
