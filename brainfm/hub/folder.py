@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def save_pretrained(model, folder, card: bool = True, **metadata) -> Path:
     fall back to what the model was loaded with (``model.extra``), so a loaded checkpoint
     saves back with its contract. Returns the folder.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from .config import build_config
 
@@ -78,12 +77,10 @@ def save_pretrained(model, folder, card: bool = True, **metadata) -> Path:
     extra = {**dict(getattr(model, "extra", None) or {}), **metadata}
     family, arch = family_and_config_of(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / f".{WEIGHTS}.partial"
-    save_file(state, str(tmp), metadata={"format": "pt", "brainfm_family": family})
-    digest = sha256_of(tmp)
-    config = build_config(family, arch, extra, sha256=digest,
+    payload = save(state, metadata={"format": "pt", "brainfm_family": family})
+    config = build_config(family, arch, extra, sha256=hashlib.sha256(payload).hexdigest(),
                           n_parameters=sum(v.numel() for v in state.values()))
-    os.replace(tmp, folder / WEIGHTS)
+    atomic_write_bytes(folder / WEIGHTS, payload)
     atomic_write_bytes(folder / CONFIG, (json.dumps(config, indent=1, default=str)
                                           + "\n").encode())
     if card:
