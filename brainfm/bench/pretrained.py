@@ -101,13 +101,16 @@ def warn_if_unlearned(checkpoint, extra: dict) -> None:
                   stacklevel=2)
 
 
-def check_pretraining_disjoint(checkpoint, dataset: str, store=None) -> list[str]:
+def check_pretraining_disjoint(checkpoint, dataset: str, store=None,
+                               extra: dict | None = None) -> list[str]:
     """The checkpoint's pretraining datasets; raises when the evaluated ``dataset`` is among
     them by name, or when any of its recordings (``store``, a CorpusStore) is among the
-    checkpoint's pretraining recordings under whatever name."""
+    checkpoint's pretraining recordings under whatever name. ``extra``: the file's metadata
+    when the caller has read it already."""
     from ..checkpoint import read_model_file
 
-    extra = read_model_file(checkpoint)[2]
+    if extra is None:
+        extra = read_model_file(checkpoint)[2]
     warn_if_unlearned(checkpoint, extra)
     corpus = list(extra.get("datasets") or [])
     fix = ("-> pretrain without it (pretrained.leave_dataset_out: true, or leave it out of "
@@ -125,13 +128,3 @@ def check_pretraining_disjoint(checkpoint, dataset: str, store=None) -> list[str
                                f"{len(ours)} recordings of {dataset!r} (e.g. {examples}), "
                                f"under the dataset name(s) {', '.join(corpus)} {fix}")
     return corpus
-
-
-def check_store_contract_of(checkpoint, store) -> None:
-    """A checkpoint is scored only on a store standardised as it was trained to see data
-    (rate, filters, scale, reference): the benchmark's stores are prepared from each
-    dataset's own config, so a checkpoint from elsewhere could differ silently."""
-    from ..checkpoint import read_model_file
-    from ..embed.core import check_store_contract
-
-    check_store_contract(store, read_model_file(checkpoint)[2].get("contract") or {})

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import read_model_file
 from ..data.groups import NO_SUBJECT, subject_groups
 from ..data.loading import WindowDataset
+from ..embed.core import check_store_contract
 from .metrics import classification_metrics
 from .pipelines import make_pipeline, uses_pretrained_weights
-from .pretrained import check_pretraining_disjoint, check_store_contract_of, checkpoint_for
+from .pretrained import check_pretraining_disjoint, checkpoint_for
 from .protocols import make_protocol
 from .report import markdown, plots
 from .results import ResultsStore, cell_key, file_digest
@@ -105,11 +107,11 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
                 continue
             checkpoint = (pipe_spec.get("backbone") or {}).get("checkpoint")
             weights = file_digest(checkpoint) if checkpoint else None
-            if checkpoint and uses_pretrained_weights(pipe_spec) and \
-                    not experiment.get("allow_pretraining_overlap"):
-                check_pretraining_disjoint(checkpoint, dataset, windows.stores[0])
             if checkpoint and uses_pretrained_weights(pipe_spec):
-                check_store_contract_of(checkpoint, windows.stores[0])
+                extra = read_model_file(checkpoint)[2]   # one read serves both checks
+                if not experiment.get("allow_pretraining_overlap"):
+                    check_pretraining_disjoint(checkpoint, dataset, windows.stores[0], extra)
+                check_store_contract(windows.stores[0], extra.get("contract") or {})
             pipeline = make_pipeline(pipe_spec, cache_dir)
             for seed in experiment.get("seeds", [0]):
                 bar = progress_bar(len(folds), f"{dataset} {pname} seed={seed}", progress,
