@@ -70,7 +70,7 @@ def prep_main() -> None:
 
     @hydra.main(config_path=_conf_dir(), config_name="prep", version_base="1.3")
     def _main(cfg) -> None:
-        quiet_libraries()
+        quiet_libraries(lightning=False)   # prep never trains
         code = run_prep(cfg)
         if code:
             sys.exit(code)

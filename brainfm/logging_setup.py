@@ -36,12 +36,16 @@ class _DropAdvertisements(logging.Filter):
 _FILTER = _DropAdvertisements()
 
 
-def quiet_libraries() -> None:
-    """Idempotent: call at the start of every command, before or after Lightning loads."""
+def quiet_libraries(lightning: bool = True) -> None:
+    """Idempotent: call at the start of every command, before or after Lightning loads.
+    ``lightning=False`` for commands that never train (brainfm-prep): importing Lightning
+    only to tidy its handlers would add seconds to their start-up."""
     import importlib.util
 
     for pattern in _NOISE:
         warnings.filterwarnings("ignore", message=pattern)
+    if not lightning:
+        return
     if importlib.util.find_spec("lightning") is not None:
         import lightning  # noqa: F401  (its import adds the handler removed below)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning",
