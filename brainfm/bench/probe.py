@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..data.store import atomic_save_array
 from ..models.heads import masked_mean
+from ..models.latent_cache import checkpoint_hash
 
 
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
@@ -24,16 +25,6 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
-
-
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """A hash of the weights (names, shapes, values)."""
-    h = hashlib.sha1()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 @torch.no_grad()
@@ -72,7 +63,7 @@ class FeatureCache:
                           for s in windows.stores)
         rows = hashlib.sha1(np.asarray(windows.table.index).tobytes()
                             + str(len(windows)).encode()).hexdigest()[:8]
-        return f"{model_fingerprint(model)}-{hashlib.sha1(stores.encode()).hexdigest()[:12]}-{rows}"
+        return f"{checkpoint_hash(model)}-{hashlib.sha1(stores.encode()).hexdigest()[:12]}-{rows}"
 
     def features(self, model, windows, token_features=None,
                  batch_size: int = 64) -> tuple[np.ndarray, bool]:
