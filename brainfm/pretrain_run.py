@@ -164,7 +164,8 @@ def run_pretrain(cfg) -> dict:
         task.model = torch.compile(task.model)
     trainer_cfg = _supported_precision(OmegaConf.to_container(cfg.trainer, resolve=True))
     logger = pretrain_logger(cfg.logger, out_dir, cfg.resume)
-    ckpt = RunCheckpoint(out_dir / "checkpoints", cfg.get("checkpoint_every_n_steps", 200))
+    ckpt = RunCheckpoint(out_dir / "checkpoints", cfg.get("checkpoint_every_n_steps", 200),
+                         cfg.get("checkpoint_keep_every_n_steps"))
     trainer = L.Trainer(default_root_dir=out_dir, logger=logger, enable_checkpointing=False,
                         callbacks=[ckpt, LearningRateMonitor("step")], **trainer_cfg)
     trainer.fit(task, datamodule=dm, ckpt_path=cfg.resume)

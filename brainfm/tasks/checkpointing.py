@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -36,17 +37,21 @@ class RunStopped(SystemExit):
 class RunCheckpoint(L.Callback):
     """``<dirpath>/last.ckpt`` every ``every_n_steps`` optimiser steps, at the end of training,
     and when a stop signal arrives (then the run stops; :attr:`stopped_by` names the signal).
+    With ``keep_every_n_steps``, a copy ``step-NNNNNNN.ckpt`` is also kept every that many
+    steps, so a run can be scored against training step afterwards.
 
     Put it first among the callbacks, so that nothing logs for a batch that will not run.
     """
 
-    def __init__(self, dirpath, every_n_steps: int = 200):
-        if every_n_steps is not None and int(every_n_steps) < 0:
-            raise BrainfmError(f"checkpoint_every_n_steps={every_n_steps}; use a positive "
-                               "number of steps, or 0 to checkpoint only at the end and on "
-                               "signals")
+    def __init__(self, dirpath, every_n_steps: int = 200, keep_every_n_steps: int | None = None):
+        for key, value in (("checkpoint_every_n_steps", every_n_steps),
+                           ("checkpoint_keep_every_n_steps", keep_every_n_steps)):
+            if value is not None and int(value) < 0:
+                raise BrainfmError(f"{key}={value}; use a positive number of steps, or 0 "
+                                   "(null) for none")
         self.dirpath = Path(dirpath)
         self.every_n_steps = int(every_n_steps or 0)
+        self.keep_every_n_steps = int(keep_every_n_steps or 0)
         self.stopped_by: int | None = None
         self._pending: int | None = None
         self._saved_step = -1
@@ -98,8 +103,25 @@ class RunCheckpoint(L.Callback):
                 print(f"brainfm: {signal.Signals(self.stopped_by).name} received: checkpoint "
                       f"at step {step} written to {path}; resume with resume={path}",
                       file=sys.stderr, flush=True)
-        elif self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_step:
+            return
+        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_step:
             self.save(trainer)
+        if self.keep_every_n_steps and step % self.keep_every_n_steps == 0:
+            self.keep(trainer)
+
+    def keep(self, trainer) -> Path:
+        """``step-NNNNNNN.ckpt``: a hard link to (or copy of) this step's ``last.ckpt``."""
+        if self._saved_step != trainer.global_step:
+            self.save(trainer)
+        path = self.dirpath / f"step-{trainer.global_step:07d}.ckpt"
+        if trainer.is_global_zero and not path.exists():
+            tmp = self.dirpath / f".{path.name}.partial"
+            try:
+                os.link(self.dirpath / LAST, tmp)
+            except OSError:  # file systems without hard links
+                shutil.copyfile(self.dirpath / LAST, tmp)
+            os.replace(tmp, path)
+        return path
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         """The previous batch's rows (and its epoch's validation) are logged by now: write
