@@ -1,7 +1,9 @@
 """Did the diffusion denoiser learn? v-MSE per range of t on held-out subjects beside baselines.
 
     python benchmarks/diffusion_checks.py runs/pretrain_diffusion/<time> [--per-bin 200]
+    python benchmarks/diffusion_checks.py <run> --snapshots --generate 64   # against step
 
+Held out: the run's validation subjects and the subjects it excluded (``exclude_groups``).
 The run directory gives the model (``model.pt``: raw weights; ``checkpoints/last.ckpt``: the
 EMA copy too) and its config (``.hydra/config.yaml``), so the held-out split is the run's.
 Predictors of v at x_t = a x0 + s eps (a = sqrt(abar_t), s = sqrt(1 - abar_t)), all turned
@@ -24,12 +26,20 @@ rhythms); the alpha peak as A's and the generated spectrum's excess over their o
 amplitudes by the KS statistic and kurtosis. ``--figure PATH`` draws real and generated
 traces and spectra.
 
-Writes ``diffusion_checks.json`` into the run directory and prints Markdown tables.
+Against training step (``--snapshots``): every ``checkpoints/step-*.ckpt`` the run kept
+(``checkpoint_keep_every_n_steps``) and its ``last.ckpt`` are scored the same way, raw and EMA
+weights, on the same held-out sequences and noise; ``--step-figure PATH`` draws v-MSE at mid t
+and the band-power error against step beside the baselines.
+
+Writes ``diffusion_checks.json`` (or ``diffusion_checks_by_step.json``) into the run directory
+and prints Markdown tables. ``--device cuda`` runs the networks on a GPU.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +48,11 @@ import torch
 from brainfm.checkpoint import from_pretrained
 from brainfm.data.datamodule import BrainDataModule
 from brainfm.data.loading import batch_loader
+from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 from brainfm.tasks.ddpm import CosineSchedule, inverse_staged_mu_law, sample, staged_mu_law
 
 BINS = [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
+MID_T = "20-29"
 
 
 def _sequences(dm: BrainDataModule, split: str, crop: int, limit: int, seed: int):
@@ -58,27 +70,161 @@ def _sequences(dm: BrainDataModule, split: str, crop: int, limit: int, seed: int
     return x[idx], s[idx]
 
 
-def _ema_model(run: Path, model):
-    """The EMA weights from the run's last Lightning checkpoint, if it can be read safely."""
-    ckpt = run / "checkpoints" / "last.ckpt"
-    if not ckpt.exists():
-        return None
+def _lightning_state(path: Path) -> dict | None:
+    """A Lightning checkpoint's state dict, read without unpickling objects (None if it
+    holds any)."""
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     except Exception as err:  # a checkpoint holding objects is not read at all
-        print(f"(no EMA: {ckpt} is not tensor-only: {err})")
+        print(f"({path} is not tensor-only, skipped: {err})")
         return None
-    ema = {k[len("ema."):]: v for k, v in state.items() if k.startswith("ema.")}
-    if not ema:
-        return None
-    import copy
-
-    out = copy.deepcopy(model)
-    out.load_state_dict(ema)
-    return out.eval()
 
 
-@torch.no_grad()
+def _prefixed(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def nets_from_checkpoint(path: Path, model_cfg: dict) -> dict[str, torch.nn.Module]:
+    """``model`` (raw) and ``ema`` weights of a run's Lightning checkpoint."""
+    state = _lightning_state(path)
+    if state is None:
+        return {}
+    nets = {}
+    for name, prefix in (("model", "model."), ("ema", "ema.")):
+        weights = _prefixed(state, prefix)
+        if weights:
+            net = DiffusionDenoiser(**{k: v for k, v in model_cfg.items() if k != "family"})
+            net.load_state_dict(weights)
+            nets[name] = net.eval()
+    return nets
+
+
+def _run_nets(run: Path) -> dict[str, torch.nn.Module]:
+    """The run's exported raw weights (model.pt) and the EMA copy of its last checkpoint."""
+    model = from_pretrained(run / "model.pt").eval()
+    nets = {"model": model}
+    state = (_lightning_state(run / "checkpoints" / "last.ckpt")
+             if (run / "checkpoints" / "last.ckpt").exists() else None)
+    ema = _prefixed(state, "ema.") if state else {}
+    if ema:
+        nets["ema"] = copy.deepcopy(model)
+        nets["ema"].load_state_dict(ema)
+    return nets
+
+
+def snapshots(run: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every kept ``step-N.ckpt`` and of ``last.ckpt``, by step."""
+    found = {}
+    for path in sorted((run / "checkpoints").glob("step-*.ckpt")):
+        found[int(re.search(r"step-(\d+)", path.name).group(1))] = path
+    last = run / "checkpoints" / "last.ckpt"
+    if last.exists():
+        step = torch.load(last, map_location="cpu", weights_only=True).get("global_step")
+        if step is not None and int(step) not in found:
+            found[int(step)] = last
+    return sorted(found.items())
+
+
+class HeldOut:
+    """The run's held-out sequences, noise and the baselines' predictions, drawn once so
+    that every network (and every snapshot) is scored on the same inputs."""
+
+    def __init__(self, run: Path, per_bin: int, crop: int, seed: int, device: str):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+        self.cfg, self.device = cfg, device
+        d = cfg.data
+        stores = [f"{n}.{d.view}" if d.get("view") else n for n in d.datasets]
+        dm = BrainDataModule(stores, store_root=cfg.store_root, patch_len=cfg.model.patch_len,
+                             batch_size=16, val_fraction=d.val_fraction, seed=cfg.seed,
+                             max_abs=d.max_abs, max_abs_relative=d.get("max_abs_relative"),
+                             mix=d.get("mix"), mix_cap=d.get("mix_cap"),
+                             bucket_channels=d.bucket_channels,
+                             test_groups=list(d.get("exclude_groups") or []))
+        dm.setup()
+        self.sch = CosineSchedule(cfg.task.n_steps, cfg.task.prediction_type)
+        train_x, _ = _sequences(dm, "train", crop, 2000, seed)
+        power = (torch.fft.rfft(train_x, norm="ortho").abs() ** 2).mean(0)     # P(f)
+        var_max = float(train_x.var(-1).quantile(0.99))  # bound the estimate where a ~ 0
+        # held out: the validation subjects and any the run excluded (exclude_groups)
+        held = [_sequences(dm, split, crop, per_bin * len(BINS), seed + 1)
+                for split in ("val", "test") if len(dm.splits.get(split, ()))]
+        x0, sensors = (torch.cat(parts) for parts in zip(*held))
+        keep = torch.randperm(len(x0), generator=torch.Generator().manual_seed(seed + 1))
+        keep = keep[:per_bin * len(BINS)]
+        self.x0, self.sensors = x0[keep], sensors[keep]
+        g = torch.Generator().manual_seed(seed + 2)
+        self.bins = []
+        for lo, hi in BINS:
+            t = torch.randint(lo, hi, (len(self.x0),), generator=g)
+            noise = torch.randn(self.x0.shape, generator=g)
+            x_t = self.sch.add_noise(self.x0, noise, t)
+            v = self.sch.target(self.x0, noise, t)
+            a = self.sch.alphas_cumprod[t].sqrt()[:, None]
+            s = (1 - self.sch.alphas_cumprod[t]).sqrt()[:, None]
+            var0 = ((x_t.var(-1, keepdim=True) - s ** 2) / a ** 2).clamp(0, var_max)
+            x0_lin = a * var0 / (a ** 2 * var0 + s ** 2) * x_t
+            gain = a * power / (a ** 2 * power + s ** 2)
+            x0_wie = torch.fft.irfft(gain * torch.fft.rfft(x_t, norm="ortho"),
+                                     n=x_t.shape[-1], norm="ortho")
+            baselines = {"zeros": torch.zeros_like(v), "linear": (a * x_t - x0_lin) / s,
+                         "wiener": (a * x_t - x0_wie) / s}
+            self.bins.append({"t_range": f"{lo}-{hi - 1}", "t": t, "x_t": x_t, "v": v,
+                              "baselines": {k: float(((p - v) ** 2).mean())
+                                            for k, p in baselines.items()}})
+
+    @torch.no_grad()
+    def denoising(self, nets: dict) -> list[dict]:
+        """v-MSE per range of t: the baselines and each network."""
+        rows = []
+        for b in self.bins:
+            row = {"t": b["t_range"], **b["baselines"]}
+            for name, net in nets.items():
+                net.to(self.device)
+                pred = torch.cat([net.denoise(b["x_t"][i:i + 256].to(self.device),
+                                              b["t"][i:i + 256].to(self.device),
+                                              self.sensors[i:i + 256].to(self.device)).cpu()
+                                  for i in range(0, len(b["x_t"]), 256)])
+                row[name] = float(((pred - b["v"]) ** 2).mean())
+            rows.append(row)
+        return rows
+
+    @torch.no_grad()
+    def generation(self, net, n: int, seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
+        """Band powers, alpha peak and amplitudes of ``n`` sequences drawn by the full DDPM
+        chain for the channels of held-out half A, beside half B and a 1/f fit of A."""
+        real_a, sens_a = self.x0[:n], self.sensors[:n].to(self.device)
+        real_b = self.x0[n:2 * n]
+        net.to(self.device)
+        fake = sample(lambda x, t: net.denoise(x, t, sens_a), tuple(real_a.shape), self.sch,
+                      "ddpm", generator=torch.Generator().manual_seed(seed),
+                      device=self.device).cpu()
+        to_units = lambda v: inverse_staged_mu_law(v).numpy()  # noqa: E731
+        report = generation_report(to_units(real_a), to_units(real_b), to_units(fake),
+                                   float(self.cfg.model.sfreq))
+        return report, to_units(real_a), to_units(fake)
+
+
+def denoising_table(rows: list[dict]) -> str:
+    names = list(rows[0])[1:]
+    lines = ["| t | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += ["| " + r["t"] + " | " + " | ".join(f"{r[k]:.4f}" for k in names) + " |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def generation_table(g: dict) -> str:
+    lines = ["| band | generated vs real | real vs real | 1/f fit vs real |", "|---|---|---|---|"]
+    lines += [f"| {band} | {g['gen_vs_real'][band]:.3f} | {g['real_vs_real'][band]:.3f} "
+              f"| {g['one_over_f_vs_real'][band]:.3f} |" for band in BANDS]
+    lines.append(f"alpha excess over 1/f (log10): real {g['alpha_excess_real']:.3f}, "
+                 f"generated {g['alpha_excess_generated']:.3f}; KS {g['ks_gen']:.3f} (real vs "
+                 f"real {g['ks_real']:.3f}); kurtosis real {g['kurtosis_real']:.2f}, generated "
+                 f"{g['kurtosis_generated']:.2f}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -87,80 +233,42 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--generate", type=int, default=0,
                     help="sequences to generate for the spectral checks (0: none)")
-    ap.add_argument("--figure", type=Path, default=None)
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="real vs generated traces and spectra (last network scored)")
+    ap.add_argument("--snapshots", action="store_true",
+                    help="score every kept step-N.ckpt and last.ckpt (raw and EMA)")
+    ap.add_argument("--step-figure", type=Path, default=None)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(args.run / ".hydra" / "config.yaml")
-    d = cfg.data
-    stores = [f"{n}.{d.view}" if d.get("view") else n for n in d.datasets]
-    dm = BrainDataModule(stores, store_root=cfg.store_root, patch_len=cfg.model.patch_len,
-                         batch_size=16, val_fraction=d.val_fraction, seed=cfg.seed,
-                         max_abs=d.max_abs, max_abs_relative=d.get("max_abs_relative"),
-                         mix=d.get("mix"), mix_cap=d.get("mix_cap"),
-                         bucket_channels=d.bucket_channels)
-    dm.setup()
-    model = from_pretrained(args.run / "model.pt").eval()
-    nets = {"model": model}
-    ema = _ema_model(args.run, model)
-    if ema is not None:
-        nets["ema"] = ema
-    sch = CosineSchedule(cfg.task.n_steps, cfg.task.prediction_type)
-    train_x, _ = _sequences(dm, "train", args.crop, 2000, args.seed)
-    power = (torch.fft.rfft(train_x, norm="ortho").abs() ** 2).mean(0)     # P(f)
-    var_max = float(train_x.var(-1).quantile(0.99))  # bound the estimate where a ~ 0
-    x0, sensors = _sequences(dm, "val", args.crop, args.per_bin * len(BINS), args.seed + 1)
-    g = torch.Generator().manual_seed(args.seed + 2)
-    rows = []
-    for lo, hi in BINS:
-        t = torch.randint(lo, hi, (len(x0),), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
-        x_t = sch.add_noise(x0, noise, t)
-        v = sch.target(x0, noise, t)
-        a = sch.alphas_cumprod[t].sqrt()[:, None]
-        s = (1 - sch.alphas_cumprod[t]).sqrt()[:, None]
-        var0 = ((x_t.var(-1, keepdim=True) - s ** 2) / a ** 2).clamp(0, var_max)
-        x0_lin = a * var0 / (a ** 2 * var0 + s ** 2) * x_t
-        gain = a * power / (a ** 2 * power + s ** 2)
-        x0_wie = torch.fft.irfft(gain * torch.fft.rfft(x_t, norm="ortho"), n=x_t.shape[-1],
-                                 norm="ortho")
-        preds = {"zeros": torch.zeros_like(v), "linear": (a * x_t - x0_lin) / s,
-                 "wiener": (a * x_t - x0_wie) / s}
-        for name, net in nets.items():
-            preds[name] = torch.cat([net.denoise(x_t[i:i + 64], t[i:i + 64],
-                                                 sensors[i:i + 64])
-                                     for i in range(0, len(x_t), 64)])
-        row = {"t": f"{lo}-{hi - 1}", **{k: float(((p - v) ** 2).mean())
-                                         for k, p in preds.items()}}
-        rows.append(row)
-    names = list(rows[0])[1:]
-    lines = ["| t | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += ["| " + r["t"] + " | " + " | ".join(f"{r[k]:.4f}" for k in names) + " |"
-              for r in rows]
-    print("\n".join(lines))
-    out = {"run": str(args.run), "held_out_sequences_per_bin": len(x0), "crop": args.crop,
-           "rows": rows}
-    if args.generate:
-        real_a, sens_a = x0[:args.generate], sensors[:args.generate]
-        real_b = x0[args.generate:2 * args.generate]
-        fake = sample(lambda x, t: model.denoise(x, t, sens_a), tuple(real_a.shape), sch,
-                      "ddpm", generator=torch.Generator().manual_seed(args.seed + 3))
-        to_units = lambda v: inverse_staged_mu_law(v).numpy()  # noqa: E731
-        out["generation"] = generation_report(to_units(real_a), to_units(real_b),
-                                              to_units(fake), float(cfg.model.sfreq))
-        g = out["generation"]
-        print("\n| band | generated vs real | real vs real | 1/f fit vs real |")
-        print("|---|---|---|---|")
-        for band in BANDS:
-            print(f"| {band} | {g['gen_vs_real'][band]:.3f} | {g['real_vs_real'][band]:.3f} "
-                  f"| {g['one_over_f_vs_real'][band]:.3f} |")
-        print(f"alpha excess over 1/f (log10): real {g['alpha_excess_real']:.3f}, generated "
-              f"{g['alpha_excess_generated']:.3f}; KS {g['ks_gen']:.3f} (real vs real "
-              f"{g['ks_real']:.3f}); kurtosis real {g['kurtosis_real']:.2f}, generated "
-              f"{g['kurtosis_generated']:.2f}")
-        if args.figure:
-            draw(args.figure, to_units(real_a), to_units(fake), float(cfg.model.sfreq))
-    (args.run / "diffusion_checks.json").write_text(json.dumps(out, indent=1))
+    held = HeldOut(args.run, args.per_bin, args.crop, args.seed, args.device)
+    model_cfg = {k: v for k, v in dict(held.cfg.model).items()}
+    points = (snapshots(args.run) if args.snapshots else [(None, None)])
+    out = {"run": str(args.run), "held_out_sequences_per_bin": len(held.x0),
+           "crop": args.crop, "device": args.device, "points": []}
+    for step, path in points:
+        nets = (nets_from_checkpoint(path, model_cfg) if path is not None
+                else _run_nets(args.run))
+        point = {"step": step, "checkpoint": None if path is None else path.name,
+                 "rows": held.denoising(nets)}
+        print(f"\n## step {step}" if step is not None else "", flush=True)
+        print(denoising_table(point["rows"]), flush=True)
+        if args.generate:
+            point["generation"] = {}
+            for name, net in nets.items():
+                report, real, fake = held.generation(net, args.generate, args.seed + 3)
+                point["generation"][name] = report
+                print(f"\ngeneration, {name} weights:\n" + generation_table(report), flush=True)
+        out["points"].append(point)
+    if args.figure and args.generate:
+        draw(args.figure, real, fake, float(held.cfg.model.sfreq))
+    if args.step_figure and args.snapshots:
+        draw_by_step(args.step_figure, out["points"])
+    if not args.snapshots:  # the single-point layout older readers expect
+        out |= {"rows": out["points"][0]["rows"],
+                **({"generation": out["points"][0]["generation"].get("model")}
+                   if args.generate else {})}
+    name = "diffusion_checks_by_step.json" if args.snapshots else "diffusion_checks.json"
+    (args.run / name).write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -232,6 +340,47 @@ def draw(path, real, fake, sfreq, n=3) -> None:
     axes[n].set_xlabel("Hz")
     axes[n].set_ylabel("power")
     axes[n].legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+
+
+def draw_by_step(path, points: list[dict]) -> None:
+    """v-MSE at mid t and the mean band-power error of generated windows against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [p["step"] for p in points]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    mid = [next(r for r in p["rows"] if r["t"] == MID_T) for p in points]
+    for name, style in (("model", "-o"), ("ema", "-s")):
+        if name in mid[0]:
+            axes[0].plot(steps, [r[name] for r in mid], style, label=f"network ({name})")
+    for name, style in (("zeros", ":"), ("linear", "--"), ("wiener", "-.")):
+        axes[0].axhline(mid[0][name], ls=style, color="grey", lw=1)
+        axes[0].annotate(name, (steps[-1], mid[0][name]), fontsize=7, va="bottom", ha="right")
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel(f"v-MSE, t {MID_T} (held-out)")
+    axes[0].legend(fontsize=7)
+    if "generation" in points[0]:
+        mean = lambda d: float(np.mean(list(d.values())))  # noqa: E731
+        for name, style in (("model", "-o"), ("ema", "-s")):
+            if name in points[0]["generation"]:
+                axes[1].plot(steps, [mean(p["generation"][name]["gen_vs_real"]) for p in points],
+                             style, label=f"generated ({name})")
+        g0 = points[-1]["generation"][next(iter(points[-1]["generation"]))]
+        axes[1].axhline(mean(g0["real_vs_real"]), ls="--", color="grey", lw=1)
+        axes[1].annotate("real vs real", (steps[-1], mean(g0["real_vs_real"])), fontsize=7,
+                         va="bottom", ha="right")
+        axes[1].axhline(mean(g0["one_over_f_vs_real"]), ls="-.", color="grey", lw=1)
+        axes[1].annotate("1/f fit vs real", (steps[-1], mean(g0["one_over_f_vs_real"])),
+                         fontsize=7, va="bottom", ha="right")
+        axes[1].set_yscale("log")
+        axes[1].set_xlabel("training step")
+        axes[1].set_ylabel("mean |log10 band-power ratio|, delta-gamma")
+        axes[1].legend(fontsize=7)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
