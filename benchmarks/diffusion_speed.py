@@ -51,7 +51,7 @@ def _reference(original_dir: Path, layers: int = 20):
 
 
 def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
-          threads: int, layers: int) -> dict:
+          threads: int, layers: int, device: str = "cpu") -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -73,14 +73,15 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
         forward = model.denoise
     del state
     n_params = sum(p.numel() for p in model.parameters())
-    model.train()
+    model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(BATCH, LENGTH, generator=g)
-    target = torch.randn(BATCH, LENGTH, generator=g)
-    t = torch.randint(0, 50, (BATCH,), generator=g)
-    channel = torch.randint(0, 22, (BATCH,), generator=g)
+    x, target = (torch.randn(BATCH, LENGTH, generator=g).to(device) for _ in range(2))
+    t = torch.randint(0, 50, (BATCH,), generator=g).to(device)
+    channel = torch.randint(0, 22, (BATCH,), generator=g).to(device)
     rss_setup = _rss_mb()
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def step() -> float:
         loss = torch.nn.functional.mse_loss(forward(x, t, channel), target)
@@ -91,10 +92,17 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
 
     for _ in range(warmup):
         step()
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0, c0 = time.perf_counter(), time.process_time()
-    losses = [step() for _ in range(steps)]
+    losses = [step() for _ in range(steps)]  # float(loss) synchronises every step
+    sync()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"impl": impl, "samples_per_s": steps * BATCH / seconds, "step_s": seconds / steps,
+    gpu = {"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20,
+           "gpu": torch.cuda.get_device_name()} if cuda else {}
+    return {"impl": impl, "device": device, **gpu,
+            "samples_per_s": steps * BATCH / seconds, "step_s": seconds / steps,
             "samples_per_cpu_s": steps * BATCH / cpu,
             "peak_mb": _rss_mb(), "setup_rss_mb": rss_setup, "losses": losses,
             "n_params": n_params, "threads": threads, "layers": layers,
@@ -141,7 +149,8 @@ def saved_per_block(original_dir: Path, n_layers: int = 2) -> dict:
 def _run(impl: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", impl, "--steps", str(args.steps), "--warmup",
            str(args.warmup), "--threads", str(args.threads), "--original-dir",
-           str(args.original_dir), "--init", str(args.init), "--layers", str(args.layers)]
+           str(args.original_dir), "--init", str(args.init), "--layers", str(args.layers),
+           "--device", args.device]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode:
         raise RuntimeError(f"{impl} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
@@ -164,6 +173,8 @@ def main(argv=None) -> int:
     p.add_argument("--write", action="store_true", help="rewrite docs/performance.md's section")
     p.add_argument("--saved", action="store_true",
                    help="only print the MB autograd keeps per block, both sides")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (peak memory is then the "
+                   "GPU's allocated high-water mark over the timed steps)")
     p.add_argument("--child")
     args = p.parse_args(argv)
     if args.saved:
@@ -171,7 +182,7 @@ def main(argv=None) -> int:
         return 0
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.warmup, args.original_dir,
-                               args.init, args.threads, args.layers)))
+                               args.init, args.threads, args.layers, args.device)))
         return 0
     if not (args.original_dir / "model" / "diffusion_model.py").exists():
         raise SystemExit(f"the original EEGDM code is not at {args.original_dir}/model: put "
@@ -185,7 +196,8 @@ def main(argv=None) -> int:
     text = render(runs, args)
     print(text)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"diffusion_speed_cpu_{args.layers}blocks.json").write_text(json.dumps(
+    (HERE / "results" / f"diffusion_speed_{args.device.split(':')[0]}_{args.layers}blocks.json"
+     ).write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
     if args.write:
         from prep import _write_section
