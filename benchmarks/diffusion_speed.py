@@ -215,7 +215,8 @@ def render(runs: dict, args) -> str:
     size = ("`eegdm` size" if args.layers == 20 else
             f"**{args.layers} of the 20 blocks** of the `eegdm` size")
     lines = [f"{size} ({first['n_params']:,} parameters with the index table), batch "
-             f"{BATCH} x 1 channel x {LENGTH} samples, fp32, CPU, {args.threads} thread(s), "
+             f"{BATCH} x 1 channel x {LENGTH} samples, fp32, {first.get('gpu', 'CPU')}, "
+             f"{args.threads} thread(s), "
              f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX')}; {args.repeats} processes "
              f"per side x {args.steps} timed steps after {args.warmup} warm-up; min / median / "
              "max over processes.", "",
@@ -226,6 +227,9 @@ def render(runs: dict, args) -> str:
                      f"{mmm(impl, 'samples_per_cpu_s', '{:.2f}')} | "
                      f"{mmm(impl, 'step_s', '{:.2f}')} | {mmm(impl, 'peak_mb', '{:.0f}')} | "
                      f"{mmm(impl, 'setup_rss_mb', '{:.0f}')} |")
+    if "peak_gpu_mb" in first:
+        lines += ["", "Peak GPU memory allocated over the timed steps, MB: " + "; ".join(
+            f"{impl} {mmm(impl, 'peak_gpu_mb', '{:.0f}')}" for impl in runs)]
     if "original" in runs and "brainfm" in runs:
         med = {i: {k: statistics.median(r[k] for r in runs[i]) for k in
                    ("samples_per_s", "samples_per_cpu_s", "peak_mb", "setup_rss_mb")}
