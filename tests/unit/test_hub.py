@@ -133,6 +133,38 @@ def test_tampered_weights_are_refused_naming_the_file(folder):
         from_pretrained(folder)
 
 
+def test_the_weights_loaded_are_the_bytes_verified(folder, monkeypatch):
+    """model.safetensors replaced right after its hash was checked: what loads is what was
+    verified (the file is read once), not the replacement."""
+    import hashlib
+
+    from brainfm.hub import folder as hub_folder
+
+    weights = folder / "model.safetensors"
+    swapped = bytearray(weights.read_bytes())
+    swapped[-5] ^= 0x01  # one bit of one weight, same layout
+
+    class SwapAfterHashing:
+        """hashlib for hub.folder whose digests swap the file once they are taken."""
+
+        def sha256(self, *data):
+            real = hashlib.sha256(*data)
+
+            class Digest:
+                def update(self, block):
+                    real.update(block)
+
+                def hexdigest(self):
+                    weights.write_bytes(bytes(swapped))
+                    return real.hexdigest()
+
+            return Digest()
+
+    monkeypatch.setattr(hub_folder, "hashlib", SwapAfterHashing())
+    assert _same_weights(from_pretrained(folder), _tiny("acpe"))
+    assert weights.read_bytes() == bytes(swapped)  # the swap did happen
+
+
 @pytest.mark.parametrize("keep", [4, 100, 0.5, 0.99])
 def test_truncated_weights_say_truncated(folder, keep):
     weights = folder / "model.safetensors"
