@@ -229,6 +229,47 @@ def test_brainfm_lightning_checkpoint_loads_the_backbone(tmp_path):
     assert _same_weights(from_pretrained(tmp_path / "ck"), model)
 
 
+def _bytes_read() -> int:
+    """Bytes this process has read through read() calls so far (Linux /proc)."""
+    with open("/proc/self/io") as fh:
+        return int(next(line for line in fh if line.startswith("rchar")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_run_metadata_reads_the_model_files_extra_not_its_weights(tmp_path):
+    """A run's model.pt gives a .ckpt its data contract; only its small dict is read, not its
+    weights (40 MB here), and still without unpickling code."""
+    from brainfm.checkpoint import MODEL_FORMAT
+    from brainfm.hub.lightning import run_metadata
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"format": MODEL_FORMAT, "family": "criss_cross", "config": {},
+                "state_dict": {"w": torch.zeros(10_000_000)}, "extra": METADATA},
+               run / "model.pt")
+    before = _bytes_read()
+    extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, diffusion=False)
+    assert _bytes_read() - before < 1_000_000
+    assert extra["datasets"] == ["eegmat"] and extra["channels"] == METADATA["channels"]
+    assert extra["training"] == {"objective": "masked_patch", "steps": 7}
+
+
+def test_run_metadata_never_runs_code_in_a_model_file(tmp_path, capfd):
+    from brainfm.checkpoint import MODEL_FORMAT
+    from brainfm.hub.lightning import run_metadata
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"format": MODEL_FORMAT, "extra": {"datasets": Boom()}}, run / "model.pt")
+    with pytest.warns(RuntimeWarning, match="default data contract, unverified"):
+        extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, diffusion=False)
+    assert "datasets" not in extra and "pwned" not in capfd.readouterr().out
+
+
 def test_cbramod_round_trip_brainfm_to_original_layout_and_back(tmp_path):
     """Original weights -> brainfm -> the original layout: the same tensors under the same
     names; loaded again, the original's recorded outputs."""
