@@ -78,10 +78,19 @@ def _heldout_verdict(result: dict) -> tuple[bool, list[str]]:
     return not failing, lines
 
 
-def plot_demo(result: dict, results_csv: Path, out: Path) -> Path:
+def subject_scores(table) -> "pandas.DataFrame":
+    """Balanced accuracy per (pipeline, left-out subject), averaged over seeds, from the
+    benchmark's tidy results (brainfm.bench.report.per_subject: the unit its statistics
+    count)."""
+    from .bench.report import per_subject
+
+    scores = per_subject(table)
+    return scores[scores["metric"] == "balanced_accuracy"]
+
+
+def plot_demo(result: dict, scores, out: Path) -> Path:
     """Two panels: held-out reconstruction against the trivial predictors, and each
-    pipeline's balanced accuracy per left-out subject."""
-    import pandas as pd
+    pipeline's balanced accuracy per left-out subject (``scores``: :func:`subject_scores`)."""
     from matplotlib.figure import Figure   # no pyplot: no display or backend needed
 
     fig = Figure(figsize=(11, 4))
@@ -96,8 +105,6 @@ def plot_demo(result: dict, results_csv: Path, out: Path) -> Path:
         ax1.set_title(f"pretraining: held-out subject of {name}", fontsize=10)
     ax1.set_ylabel("masked-patch MSE / zeros' (lower: better)")
     ax1.tick_params(axis="x", rotation=30)
-    table = pd.read_csv(results_csv)
-    scores = table[(table["metric"] == "balanced_accuracy") & (table["subject"] != "__fold__")]
     order = scores.groupby("pipeline")["value"].mean().sort_values().index.tolist()
     for i, pipe in enumerate(order):
         vals = scores[scores["pipeline"] == pipe]["value"].to_numpy()
@@ -113,14 +120,10 @@ def plot_demo(result: dict, results_csv: Path, out: Path) -> Path:
     return out
 
 
-def results_table(results_csv: Path) -> str:
-    """Mean +- sd balanced accuracy over left-out subjects, per pipeline, best first."""
-    import pandas as pd
-
-    table = pd.read_csv(results_csv)
-    scores = table[(table["metric"] == "balanced_accuracy") & (table["subject"] != "__fold__")]
-    per_subject = scores.groupby(["pipeline", "subject"])["value"].mean().reset_index()
-    summary = per_subject.groupby("pipeline")["value"].agg(["mean", "std", "count"])
+def results_table(scores) -> str:
+    """Mean +- sd balanced accuracy over left-out subjects, per pipeline, best first
+    (``scores``: :func:`subject_scores`)."""
+    summary = scores.groupby("pipeline")["value"].agg(["mean", "std", "count"])
     summary = summary.sort_values("mean", ascending=False)
     width = max(len(p) for p in summary.index)
     lines = [f"  {'pipeline':{width}s}  balanced accuracy (mean +- sd over subjects)"]
@@ -182,12 +185,14 @@ def main(argv=None) -> int:
     except DemoError as err:
         print(f"\nbrainfm-demo: {err}", file=sys.stderr)
         return 1
-    results_csv = bench / "results.csv"
+    import pandas as pd
+
+    scores = subject_scores(pd.read_csv(bench / "results.csv"))
     print("\n[results] rest vs mental arithmetic on the 4 sample subjects (leave one subject "
           "out; the checkpoint saw these subjects' unlabelled signal, so this is a "
           "transductive demo, not a transfer result: docs/benchmarks.md has those)")
-    print(results_table(results_csv))
-    plot = plot_demo(result, results_csv, out / "demo.png")
+    print(results_table(scores))
+    plot = plot_demo(result, scores, out / "demo.png")
     print("\n".join(verdict))
     print(f"\nbrainfm-demo finished in {time.perf_counter() - t0:.0f} s ("
           + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ")")
