@@ -24,17 +24,22 @@ import numpy as np
 
 
 def read_curves(results_dir: Path) -> dict[tuple[str, str], dict]:
-    """(dataset, pipeline) -> {"curves": [...], "selected": [...], "on": metric name}."""
+    """(dataset, pipeline) -> {"curves": [...], "selected": [...], "on": metric name}, from
+    the cells' reported info (ResultsStore.frames: each cell file read once; a corrupt one
+    is set aside with a warning, as the benchmark does)."""
+    from brainfm.bench.results import ResultsStore
+
+    if not (results_dir / "cells").is_dir():
+        raise SystemExit(f"{results_dir}: no cells/ folder; pass a benchmark's results_dir")
     out: dict[tuple[str, str], dict] = defaultdict(lambda: {"curves": [], "selected": []})
-    for path in sorted((results_dir / "cells").glob("*.json")):
-        config = json.loads(path.read_text())["config"]
-        info = config.get("info", {})
-        if not info.get("val_curve"):
+    for cell in ResultsStore(results_dir).frames()[1].to_dict("records"):
+        curve = cell.get("val_curve")
+        if not isinstance(curve, list) or not curve:
             continue
-        entry = out[(config["dataset"], config["pipeline"])]
-        entry["curves"].append(np.asarray(info["val_curve"], dtype=float))
-        entry["selected"].append(int(info["selected_epoch"]))
-        entry["on"] = info["selected_on"]
+        entry = out[(cell["dataset"], cell["pipeline"])]
+        entry["curves"].append(np.asarray(curve, dtype=float))
+        entry["selected"].append(int(cell["selected_epoch"]))
+        entry["on"] = cell["selected_on"]
     return dict(out)
 
 

@@ -41,18 +41,33 @@ def _log_file(command: str) -> str:
 
 def pretrain_summary(result: dict, seconds: float) -> str:
     """What brainfm-pretrain did, whether it beat the trivial predictors, and where its
-    outputs are."""
+    outputs are. The verdict is brainfm-bench's (:func:`brainfm.bench.pretrained.
+    pretraining_gate`): multichannel held-out datasets are judged, single-channel ones shown
+    only (with one channel the spatial predictor has nothing to average)."""
+    from .bench.pretrained import pretraining_gate
+
     lines = [f"brainfm-pretrain finished: {result.get('global_step')} steps in {seconds:.0f} s"]
     heldout = result.get("heldout") or {}
+    failing = pretraining_gate({"training": result})
     if heldout:
         lines.append("  held-out masked-patch MSE relative to the best trivial predictor "
                      "(below 1 beats it):")
     for name, row in heldout.items():
-        ratio = row.get("model_vs_best_trivial")
-        if ratio is None:
-            continue
-        verdict = "beats it" if ratio < 1 else "does NOT beat it"
+        ratio = row["model_vs_best_trivial"]
+        verdict = ("does NOT beat it" if name in failing else "beats it"
+                   if row.get("multichannel") else "single channel: not judged")
         lines.append(f"    {name}: {ratio:.3f} vs {row.get('best_trivial')}: {verdict}")
+    if failing is None:
+        lines.append("  no held-out figures: whether the model beats the trivial predictors "
+                     "was not checked")
+    elif failing:
+        lines.append(f"  NOT a working pretrained model: it does not beat the best trivial "
+                     f"predictor on {', '.join(sorted(failing))} (docs/pretraining.md)")
+    elif any(row.get("multichannel") for row in heldout.values()):
+        lines.append("  beats the best trivial predictor on every multichannel held-out "
+                     "dataset")
+    else:
+        lines.append("  no multichannel held-out dataset: nothing to judge it on")
     out = result.get("output_dir")
     if result.get("checkpoint_dir"):
         lines.append(f"  checkpoint folder: {result['checkpoint_dir']}  "

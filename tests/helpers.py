@@ -1,9 +1,34 @@
-"""Config loading for tests: the same YAML files users run, composed by Hydra."""
+"""Helpers shared by test files: configs as brainfm-prep composes them, the installed entry
+points run as a user runs them, and weight comparison."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from brainfm.configuration import compose_config, prep_configs
+
+#: Where this Python's entry points (brainfm-prep, brainfm-bench, ...) are installed.
+BIN = Path(sys.executable).parent
 
 
 def load_configs(name: str, overrides=()):
     """(DatasetSpec, StandardiseConfig) of ``dataset=name`` as brainfm-prep composes them."""
     return prep_configs(compose_config([f"dataset={name}", *overrides]))
+
+
+def run_tool(tool: str, *args, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run an installed entry point with ``args`` (one thread per process, as the machine is
+    shared), capturing its output as text."""
+    return subprocess.run([str(BIN / tool), *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def same_weights(a, b) -> bool:
+    """Whether two modules hold exactly the same tensors under the same names."""
+    import torch
+
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -102,7 +102,8 @@ def check_store_contract(store, contract: dict) -> None:
 
 
 def _store_rows(store, model, batch_size, progress, failures):
-    """Window rows and embeddings of every ok recording of a store."""
+    """Window rows and embeddings of every ok recording of a store (the window table is
+    split by recording once, not filtered again per recording)."""
     import torch
 
     from ..progress import progress_bar
@@ -112,12 +113,18 @@ def _store_rows(store, model, batch_size, progress, failures):
     fixed = contract.get("channel_encoding", "sensor") != "sensor" and bool(channels)
     patch = int(model.patch_len)
     ok = store.recordings[store.recordings["status"] == "ok"]
+    by_key = dict(tuple(store.windows.groupby("key", sort=False)))
     rows, vecs = [], []
     bar = progress_bar(len(store.windows), f"brainfm embed {store.name}", enabled=progress,
                        unit="window")
     for rec in ok.itertuples():
-        meta = store.windows[store.windows["key"] == rec.key]
-        x = np.asarray(store.recording_windows(rec.key), dtype=np.float32)
+        meta = by_key.get(rec.key)
+        if meta is None:
+            raise BrainfmError(f"{store.root}: recording {rec.relpath} (key {rec.key}) is "
+                               "listed ok but has no windows -> prepare the store again")
+        first = int(meta["pack_index"].iloc[0])   # a recording's windows are one run of its pack
+        x = np.asarray(store.array(meta["pack"].iloc[0])[first:first + len(meta)],
+                       dtype=np.float32)
         sensors = store.sensors(rec.key)
         names = json.loads(rec.ch_names)
         if fixed:
@@ -133,13 +140,14 @@ def _store_rows(store, model, batch_size, progress, failures):
                                    torch.from_numpy(sensors)[None].expand(len(x), -1, -1),
                                    None, batch_size, progress=False)
         vecs.append(emb)
+        peak = np.abs(x).max(axis=(1, 2))
+        end = x.shape[-1] / store.sfreq
         for j, w in enumerate(meta.itertuples()):
             rows.append({"recording": str(rec.relpath), "dataset": store.name,
                          "subject": rec.subject, "session": rec.session, "run": rec.run,
-                         "start_s": float(w.onset_s),
-                         "end_s": float(w.onset_s) + x.shape[-1] / store.sfreq,
+                         "start_s": float(w.onset_s), "end_s": float(w.onset_s) + end,
                          "label": int(w.label), "label_name": w.label_name,
-                         "annotations": None, "max_abs": float(np.abs(x[j]).max())})
+                         "annotations": None, "max_abs": float(peak[j])})
         bar.update(len(meta))
     bar.close()
     return rows, vecs
@@ -154,30 +162,38 @@ def _annotation_text(rec, start: float, end: float) -> str | None:
 
 
 def _file_rows(files, model, batch_size, progress, failures, allow_interpolation, window_s):
+    """Window rows and embeddings of recording files, each read and prepared once (the
+    prepared recording is windowed here, not handed to ``model.embed`` to prepare again)."""
+    import torch
+
     from ..data.readers import read_recording
+    from ..models.contract import recording_sensors, windows_of
     from ..progress import progress_bar
 
     rows, vecs = [], []
+    size = model.window_length(window_s)
+    patch = int(model.patch_len)
     bar = progress_bar(len(files), "brainfm embed", enabled=progress and len(files) > 1,
                        unit="file")
     for path in files:
         try:
             rec = model.prepare(read_recording(path), allow_interpolation)
-            emb = model.embed(rec, batch_size=batch_size, window_s=window_s,
-                              progress=progress and len(files) == 1)
+            x, starts, n = windows_of(rec, size, patch)
         except BrainfmError as err:
             failures[str(path)] = str(err)
             bar.update()
             continue
-        vecs.append(emb.windows)
-        size = int(round((emb.end_s[0] - emb.start_s[0]) * rec.sfreq)) if len(emb) else 0
-        for s, e in zip(emb.start_s, emb.end_s):
-            a = int(round(s * rec.sfreq))
+        sensors = torch.from_numpy(recording_sensors(rec))[None].expand(len(x), -1, -1)
+        vecs.append(model._embed_batches(torch.from_numpy(x), sensors, None, batch_size,
+                                         progress=progress and len(files) == 1))
+        peak = np.abs(x).max(axis=(1, 2))
+        for s, m in zip(starts, peak):
+            e = float(s) + n / rec.sfreq
             rows.append({"recording": str(path), "dataset": None, "subject": rec.subject,
                          "session": rec.session, "run": rec.run, "start_s": float(s),
-                         "end_s": float(e), "label": -1, "label_name": None,
-                         "annotations": _annotation_text(rec, float(s), float(e)),
-                         "max_abs": float(np.abs(rec.data[:, a:a + size]).max())})
+                         "end_s": e, "label": -1, "label_name": None,
+                         "annotations": _annotation_text(rec, float(s), e),
+                         "max_abs": float(m)})
         bar.update()
     bar.close()
     return rows, vecs

@@ -110,25 +110,23 @@ def read_config(folder) -> dict:
     return config
 
 
-def _check_complete(path: Path) -> None:
+def _check_complete(path: Path, data: bytes) -> None:
     """A safetensors file starts with its header's length and the header gives every
     tensor's byte range: a file shorter than that is truncated (say so, not 'hash')."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise CheckpointError(f"{path}: the file is truncated ({size} bytes) -> copy or "
-                                  "download the checkpoint again")
-        (n,) = struct.unpack("<Q", head)
-        if n > size:
-            raise CheckpointError(f"{path}: the file is truncated or not a safetensors file "
-                                  f"(header of {n} bytes in a {size}-byte file) -> copy or "
-                                  "download the checkpoint again")
-        try:
-            header = json.loads(fh.read(n))
-        except ValueError as err:
-            raise CheckpointError(f"{path}: its header is damaged ({err}) -> copy or "
-                                  "download the checkpoint again") from err
+    size = len(data)
+    if size < 8:
+        raise CheckpointError(f"{path}: the file is truncated ({size} bytes) -> copy or "
+                              "download the checkpoint again")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > size:
+        raise CheckpointError(f"{path}: the file is truncated or not a safetensors file "
+                              f"(header of {n} bytes in a {size}-byte file) -> copy or "
+                              "download the checkpoint again")
+    try:
+        header = json.loads(data[8:8 + n])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: its header is damaged ({err}) -> copy or "
+                              "download the checkpoint again") from err
     end = max((int(v["data_offsets"][1]) for k, v in header.items()
                if k != "__metadata__"), default=0)
     if size < 8 + n + end:
@@ -138,8 +136,11 @@ def _check_complete(path: Path) -> None:
 
 def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
     """(family, architecture config, state dict, config.json) of a checkpoint folder, after
-    checking that model.safetensors is whole and is the file config.json describes."""
-    from safetensors.torch import load_file
+    checking that model.safetensors is whole and is the file config.json describes.
+
+    The file is read once: the bytes that are hashed are the bytes that are loaded (a file
+    replaced between the check and the load cannot slip in)."""
+    from safetensors.torch import load
 
     folder = Path(folder)
     config = read_config(folder)
@@ -147,21 +148,25 @@ def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
     if not weights.is_file():
         raise CheckpointError(f"{weights}: missing; the checkpoint folder {folder} is "
                               "incomplete -> copy or download it again")
-    _check_complete(weights)
     expected = config.get("weights", {}).get("sha256")
     if not expected:
         raise CheckpointError(f"{folder / CONFIG}: no weights.sha256; brainfm loads only "
                               "weights it can verify -> re-export the checkpoint")
-    found = sha256_of(weights)
+    data = weights.read_bytes()
+    _check_complete(weights, data)
+    found = hashlib.sha256(data).hexdigest()
     if found != expected:
         raise CheckpointError(f"{weights}: sha256 {found[:16]}... does not match "
                               f"{expected[:16]}... in {CONFIG}: the weights were changed "
                               "after saving (tampered or damaged) -> use the original folder")
     try:
-        state = load_file(str(weights), device=str(map_location))
+        state = load(data)
     except Exception as err:
         raise CheckpointError(f"{weights}: not a readable safetensors file "
                               f"({type(err).__name__}: {err})") from err
+    del data
+    if str(map_location) != "cpu":
+        state = {k: v.to(map_location) for k, v in state.items()}
     return config["family"], dict(config["architecture"]), state, config
 
 

@@ -48,10 +48,30 @@ def read_lightning_checkpoint(path: Path, obj: dict) -> tuple[dict, dict, dict]:
     return config, state, extra
 
 
-def run_metadata(path: Path, obj: dict, step: int, diffusion: bool) -> dict:
-    """What the run folder says about the training behind this checkpoint at ``step``."""
+def _model_file_extra(model_file: Path) -> dict | None:
+    """The ``extra`` of a brainfm model file (checkpoint.save_model), else None.
+
+    torch.save's archive holds the pickled dict (small) and one record per tensor; with
+    ``mmap=True`` the tensors stay unread views of the file, so only the dict is read, still
+    by the weights-only unpickler (no code runs). The weights are not what is wanted here:
+    they come from the Lightning checkpoint."""
+    if not model_file.is_file():
+        return None
+    import torch
+
     from ..checkpoint import MODEL_FORMAT
 
+    try:
+        payload = torch.load(model_file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    if not (isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT):
+        return None
+    return dict(payload.get("extra") or {})
+
+
+def run_metadata(path: Path, obj: dict, step: int, diffusion: bool) -> dict:
+    """What the run folder says about the training behind this checkpoint at ``step``."""
     run = run_folder_of(path)
     objective = "diffusion" if diffusion else "masked_patch"
     training = {"objective": objective, "steps": step}
@@ -63,18 +83,9 @@ def run_metadata(path: Path, obj: dict, step: int, diffusion: bool) -> dict:
             done = {}
         if int(done.get("steps", -1)) == step:  # figures of this very state only
             training = {**done, "objective": done.get("objective", objective)}
-    model_file = run / "model.pt"
-    if model_file.is_file():
-        import torch
-
-        try:
-            payload = torch.load(model_file, map_location="cpu", weights_only=True)
-        except Exception:
-            payload = None
-        if isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT:
-            extra = dict(payload.get("extra") or {})
-            extra["training"] = training
-            return extra
+    extra = _model_file_extra(run / "model.pt")
+    if extra is not None:
+        return {**extra, "training": training}
     stores = (obj.get("datamodule_hyper_parameters") or {}).get("stores") or []
     found = [Path(s) for s in stores if (Path(s) / "store.json").is_file()]
     if stores and len(found) == len(stores):

@@ -1,24 +1,16 @@
 """Entry points as a user meets them: --help says what each does, and --config-dir brings a
 user's own dataset and experiment files to brainfm-bench (validation included)."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-BIN = Path(sys.executable).parent
+from ..helpers import run_tool
+
 HYDRA_APPS = {"brainfm-prep": "corpus store", "brainfm-pretrain": "pretraining",
               "brainfm-bench": "benchmark"}
 
 
-def _run(args, cwd, timeout=300):
-    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.parametrize("app", sorted(HYDRA_APPS))
 def test_hydra_help_is_the_apps_own(app, tmp_path):
-    done = _run([app, "--help"], tmp_path)
+    done = run_tool(app, "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{app}: ") and HYDRA_APPS[app] in done.stdout.splitlines()[0]
     assert "--config-dir" in done.stdout and "== Configuration groups" in done.stdout
@@ -28,7 +20,7 @@ def test_hydra_help_is_the_apps_own(app, tmp_path):
 
 @pytest.mark.parametrize("app", ["brainfm-demo", "brainfm-export", "brainfm-embed"])
 def test_argparse_help(app, tmp_path):
-    done = _run([app, "--help"], tmp_path)
+    done = run_tool(app, "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert app in done.stdout and len(done.stdout.splitlines()) > 8
 
@@ -47,9 +39,9 @@ def test_bench_with_a_users_config_dir(tmp_path):
         "protocols:\n  default: {name: loso}\n"
         "pipelines:\n  csp_lda: {kind: classical, baseline: csp_lda}\n")
     run = tmp_path / "run"
-    done = _run(["brainfm-bench", "--config-dir", user, "experiment=my_bench",
-                 f"store_root={tmp_path / 'stores'}", f"results_dir={tmp_path / 'cells'}",
-                 f"hydra.run.dir={run}", "progress=false"], tmp_path)
+    done = run_tool("brainfm-bench", "--config-dir", user, "experiment=my_bench",
+                    f"store_root={tmp_path / 'stores'}", f"results_dir={tmp_path / 'cells'}",
+                    f"hydra.run.dir={run}", "progress=false", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "three_subjects" in done.stdout and "csp_lda" in done.stdout
     assert "3 cells computed" in done.stdout, done.stdout[-1500:]
@@ -59,9 +51,9 @@ def test_bench_with_a_users_config_dir(tmp_path):
 
 
 def test_unknown_dataset_is_refused_with_the_known_ones(tmp_path):
-    done = _run(["brainfm-bench", "experiment=bench_demo", "checkpoint=none",
-                 "datasets=[no_such_set]", f"store_root={tmp_path}",
-                 f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    done = run_tool("brainfm-bench", "experiment=bench_demo", "checkpoint=none",
+                    "datasets=[no_such_set]", f"store_root={tmp_path}",
+                    f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert done.returncode != 0
     assert "unknown dataset 'no_such_set'" in done.stdout + done.stderr
     assert "eegmat_sample" in done.stdout + done.stderr   # the known names are listed

@@ -1,34 +1,24 @@
 """Entry points check their whole configuration before the first expensive step and exit
 non-zero with every problem listed; nothing (stores, checkpoints, cells) is made first."""
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from brainfm.data.prep import prepare
 
-from ..helpers import load_configs
+from ..helpers import load_configs, run_tool
 
 pytestmark = pytest.mark.real_data
 
-BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).resolve().parents[2] / "brainfm" / "sample_data" / "eegmat"
 
 
-def _run(tool, *args, timeout=300):
-    return subprocess.run([str(BIN / tool), *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
 def test_bench_typos_are_all_reported_before_any_work(tmp_path):
-    out = _run("brainfm-bench", "experiment=bench_quick", f"store_root={tmp_path}/stores",
-               f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/run",
-               "pipelines.eegnet.kind=eegnett",
-               "pipelines.cca.datasets=[ssvep_exoskelton]",
-               "+protocols.bon={name: loso}")
+    out = run_tool("brainfm-bench", "experiment=bench_quick", f"store_root={tmp_path}/stores",
+                   f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/run",
+                   "pipelines.eegnet.kind=eegnett",
+                   "pipelines.cca.datasets=[ssvep_exoskelton]",
+                   "+protocols.bon={name: loso}")
     assert out.returncode != 0
     err = out.stderr
     assert "3 problem(s)" in err, err[-3000:]
@@ -39,10 +29,10 @@ def test_bench_typos_are_all_reported_before_any_work(tmp_path):
 
 
 def test_pretrain_problems_are_all_reported_before_any_work(tmp_path):
-    out = _run("brainfm-pretrain", "experiment=pretrain_quick",
-               f"store_root={tmp_path}/stores", f"hydra.run.dir={tmp_path}/run",
-               "data.datasets=[eegmat_sampel,../up]", "logger=csvv",
-               f"resume={tmp_path}/gone.ckpt")
+    out = run_tool("brainfm-pretrain", "experiment=pretrain_quick",
+                   f"store_root={tmp_path}/stores", f"hydra.run.dir={tmp_path}/run",
+                   "data.datasets=[eegmat_sampel,../up]", "logger=csvv",
+                   f"resume={tmp_path}/gone.ckpt")
     assert out.returncode != 0
     err = out.stderr
     assert "4 problem(s)" in err, err[-3000:]
@@ -65,8 +55,8 @@ def test_pretraining_on_a_store_where_every_recording_failed_is_refused(tmp_path
     summary = prepare(view, std, bad, tmp_path / "stores" / folder, progress=False,
                       n_jobs=1)
     assert summary.failed == 8 and summary.windows == 0
-    out = _run("brainfm-pretrain", "experiment=pretrain_quick",
-               f"store_root={tmp_path}/stores", f"hydra.run.dir={tmp_path}/run")
+    out = run_tool("brainfm-pretrain", "experiment=pretrain_quick",
+                   f"store_root={tmp_path}/stores", f"hydra.run.dir={tmp_path}/run")
     assert out.returncode != 0
     assert "has no windows (8 of 8 recordings failed" in out.stderr, out.stderr[-3000:]
     assert not (tmp_path / "run" / "model.pt").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from brainfm.demo import _heldout_verdict
+from brainfm.demo import _heldout_verdict, results_table, subject_scores
 
 
 def _result(ratio):
@@ -22,6 +22,25 @@ def test_verdict_says_plainly_whether_the_model_beats_the_trivial_predictors():
     assert not beats and "does NOT beat" in lines[0] and "max_steps" in lines[0]
     beats, lines = _heldout_verdict({})
     assert not beats and "not checked" in lines[0]
+
+
+def test_results_table_averages_seeds_within_subjects_first():
+    """The table counts subjects (bench.report.per_subject): seeds are averaged within a
+    subject, and fold-level rows are not a subject."""
+    import pandas as pd
+
+    rows = [("probe", "00", 0, 0.6), ("probe", "00", 1, 0.8), ("probe", "01", 0, 0.5),
+            ("probe", "__fold__", 0, 0.1), ("csp", "00", 0, 0.9), ("csp", "01", 0, 0.9)]
+    table = pd.DataFrame([{"dataset": "eegmat_sample", "pipeline": p, "protocol": "loso",
+                           "fold": 0, "subject": s, "seed": seed,
+                           "metric": "balanced_accuracy", "value": v}
+                          for p, s, seed, v in rows]
+                         + [{"dataset": "eegmat_sample", "pipeline": "probe",
+                             "protocol": "loso", "fold": 0, "subject": "00", "seed": 0,
+                             "metric": "auroc", "value": 0.0}])
+    lines = results_table(subject_scores(table)).splitlines()
+    assert lines[1].split() == ["csp", "0.900", "+-", "0.000", "(2", "subjects)"]
+    assert lines[2].split()[:2] == ["probe", "0.600"] and "(2 subjects)" in lines[2]
 
 
 @pytest.mark.slow

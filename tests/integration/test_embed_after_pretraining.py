@@ -6,25 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import brainfm
 from brainfm.embed.command import main as embed_main
 from brainfm.hub.export import main as export_main
 from brainfm.paths import sample_root
 
-pytestmark = [pytest.mark.slow]
+from ..helpers import same_weights
 
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory):
     return tmp_path_factory.mktemp("stores")  # prepared by the first run, reused by the next
-
-
-def _same_weights(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.mark.parametrize("overrides, family", [
@@ -50,11 +45,11 @@ def test_run_checkpoint_export_and_embed(tmp_path, store_root, overrides, family
     assert config["corpus"]["datasets"] == ["eegmat_sample"] and config["corpus"]["hours"] > 0
     assert config["contract"]["sensor_types"] == ["eeg"] and config["contract"]["window_s"]
     assert config["contract"]["channels"]  # eegmat_sample: one montage, recorded in order
-    assert _same_weights(model, brainfm.from_pretrained(result["model_file"]))
+    assert same_weights(model, brainfm.from_pretrained(result["model_file"]))
     # the run's last.ckpt -> the same weights and contract
     assert export_main([str(run), str(tmp_path / "exported")]) == 0
     exported = json.loads((tmp_path / "exported" / "config.json").read_text())
-    assert _same_weights(brainfm.from_pretrained(tmp_path / "exported"), model)
+    assert same_weights(brainfm.from_pretrained(tmp_path / "exported"), model)
     assert exported["contract"] == config["contract"] and exported["steps"] == config["steps"]
     out = tmp_path / "emb"
     sample = sample_root() / "eegmat" / "Subject00_1.edf"

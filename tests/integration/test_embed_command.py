@@ -136,3 +136,21 @@ def test_fixed_montage_checkpoint_gets_its_channel_order_from_store_and_files(st
     plain.load_state_dict(model.state_dict())
     x = store.recording_windows(key)[:2].astype(np.float32)
     assert np.abs(plain.embed(x).windows - from_store.windows[rows][:2]).max() > 1e-3
+
+
+def test_each_file_is_prepared_once(checkpoint, monkeypatch):
+    """Standardising is the costly step of embedding files: each recording goes through the
+    checkpoint's preparation exactly once (it was run again inside model.embed)."""
+    from brainfm.models import contract
+
+    prepared = []
+    real = contract.prepare_recording
+
+    def counting(recording, *args, **kwargs):
+        prepared.append(recording.source)
+        return real(recording, *args, **kwargs)
+
+    monkeypatch.setattr(contract, "prepare_recording", counting)
+    result = embed_dataset(checkpoint, SAMPLE, progress=False)
+    assert len(prepared) == len(result.recordings) == 8
+    assert len(set(prepared)) == 8

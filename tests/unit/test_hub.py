@@ -18,6 +18,8 @@ from brainfm.hub.folder import sha256_of
 from brainfm.models.criss_cross import CrissCrossTransformer
 from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 
+from ..helpers import same_weights
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 CBRAMOD = DATA / "cbramod_1layer_state_dict.pth"
 EEGDM = DATA / "eegdm_2block_state_dict.pth"
@@ -46,11 +48,6 @@ def _inputs(c=4, n=3):
     sensors[..., :3] = torch.randn(2, c, 3, generator=g)
     sensors[..., 6], sensors[..., 7] = 1.0, 1.0
     return x, sensors
-
-
-def _same_weights(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.fixture
@@ -86,7 +83,7 @@ def test_folder_has_the_hub_layout_and_the_contract(folder):
 
 def test_folder_round_trip_keeps_weights_outputs_and_metadata(folder):
     model = from_pretrained(folder)
-    assert _same_weights(model, _tiny("acpe"))
+    assert same_weights(model, _tiny("acpe"))
     x, _ = _inputs()
     assert torch.equal(model.eval()(x), _tiny("acpe")(x))
     assert model.extra["datasets"] == ["eegmat"] and model.extra["recording_ids"] == ["a2", "b1"]
@@ -116,7 +113,7 @@ def test_diffusion_family_round_trip(tmp_path):
                               d_time_embed=8).eval()
     brainfm.save_pretrained(model, tmp_path / "dm", **METADATA)
     back = from_pretrained(tmp_path / "dm")
-    assert type(back) is DiffusionDenoiser and _same_weights(model, back)
+    assert type(back) is DiffusionDenoiser and same_weights(model, back)
     assert back.contract["channel_encoding"] == "sensor"
     x, sensors = _inputs(n=2)
     t = torch.tensor([3, 7])
@@ -131,6 +128,38 @@ def test_tampered_weights_are_refused_naming_the_file(folder):
     with pytest.raises(CheckpointError, match=rf"{weights}: sha256 .* does not match .*"
                                               "tampered or damaged"):
         from_pretrained(folder)
+
+
+def test_the_weights_loaded_are_the_bytes_verified(folder, monkeypatch):
+    """model.safetensors replaced right after its hash was checked: what loads is what was
+    verified (the file is read once), not the replacement."""
+    import hashlib
+
+    from brainfm.hub import folder as hub_folder
+
+    weights = folder / "model.safetensors"
+    swapped = bytearray(weights.read_bytes())
+    swapped[-5] ^= 0x01  # one bit of one weight, same layout
+
+    class SwapAfterHashing:
+        """hashlib for hub.folder whose digests swap the file once they are taken."""
+
+        def sha256(self, *data):
+            real = hashlib.sha256(*data)
+
+            class Digest:
+                def update(self, block):
+                    real.update(block)
+
+                def hexdigest(self):
+                    weights.write_bytes(bytes(swapped))
+                    return real.hexdigest()
+
+            return Digest()
+
+    monkeypatch.setattr(hub_folder, "hashlib", SwapAfterHashing())
+    assert same_weights(from_pretrained(folder), _tiny("acpe"))
+    assert weights.read_bytes() == bytes(swapped)  # the swap did happen
 
 
 @pytest.mark.parametrize("keep", [4, 100, 0.5, 0.99])
@@ -152,7 +181,7 @@ def test_truncated_config_says_so(folder):
 def test_weights_file_or_config_path_load_the_folder(folder):
     a = from_pretrained(folder / "model.safetensors")
     b = from_pretrained(folder / "config.json")
-    assert _same_weights(a, b)
+    assert same_weights(a, b)
 
 
 def test_lone_safetensors_without_config_is_refused(folder, tmp_path):
@@ -172,7 +201,7 @@ def test_old_model_file_loads_and_exports_to_a_folder(tmp_path):
     save_model(_tiny(), tmp_path / "model.pt", extra=METADATA)
     assert export_main([str(tmp_path / "model.pt"), str(tmp_path / "ck")]) == 0
     model = from_pretrained(tmp_path / "ck")
-    assert _same_weights(model, _tiny())
+    assert same_weights(model, _tiny())
     assert model.contract["sensor_types"] == ["eeg"] and model.extra["training"]["steps"] == 7
 
 
@@ -191,10 +220,51 @@ def test_brainfm_lightning_checkpoint_loads_the_backbone(tmp_path):
     torch.save(ckpt, run / "checkpoints" / "last.ckpt")
     save_model(model, run / "model.pt", extra=METADATA)
     loaded = from_pretrained(run / "checkpoints" / "last.ckpt")
-    assert _same_weights(loaded, model) and loaded.extra["datasets"] == ["eegmat"]
+    assert same_weights(loaded, model) and loaded.extra["datasets"] == ["eegmat"]
     assert loaded.extra["training"]["steps"] == 7
     assert export_main([str(run), str(tmp_path / "ck")]) == 0  # a run folder: its last.ckpt
-    assert _same_weights(from_pretrained(tmp_path / "ck"), model)
+    assert same_weights(from_pretrained(tmp_path / "ck"), model)
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read() calls so far (Linux /proc)."""
+    with open("/proc/self/io") as fh:
+        return int(next(line for line in fh if line.startswith("rchar")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_run_metadata_reads_the_model_files_extra_not_its_weights(tmp_path):
+    """A run's model.pt gives a .ckpt its data contract; only its small dict is read, not its
+    weights (40 MB here), and still without unpickling code."""
+    from brainfm.checkpoint import MODEL_FORMAT
+    from brainfm.hub.lightning import run_metadata
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"format": MODEL_FORMAT, "family": "criss_cross", "config": {},
+                "state_dict": {"w": torch.zeros(10_000_000)}, "extra": METADATA},
+               run / "model.pt")
+    before = _bytes_read()
+    extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, diffusion=False)
+    assert _bytes_read() - before < 1_000_000
+    assert extra["datasets"] == ["eegmat"] and extra["channels"] == METADATA["channels"]
+    assert extra["training"] == {"objective": "masked_patch", "steps": 7}
+
+
+def test_run_metadata_never_runs_code_in_a_model_file(tmp_path, capfd):
+    from brainfm.checkpoint import MODEL_FORMAT
+    from brainfm.hub.lightning import run_metadata
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"format": MODEL_FORMAT, "extra": {"datasets": Boom()}}, run / "model.pt")
+    with pytest.warns(RuntimeWarning, match="default data contract, unverified"):
+        extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, diffusion=False)
+    assert "datasets" not in extra and "pwned" not in capfd.readouterr().out
 
 
 def test_cbramod_round_trip_brainfm_to_original_layout_and_back(tmp_path):
@@ -224,7 +294,7 @@ def test_eegdm_state_dict_exports_and_loads(tmp_path):
     original = from_pretrained(EEGDM)
     assert export_main([str(EEGDM), str(tmp_path / "ck")]) == 0
     back = from_pretrained(tmp_path / "ck")
-    assert type(back) is DiffusionDenoiser and _same_weights(back, original)
+    assert type(back) is DiffusionDenoiser and same_weights(back, original)
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["source_format"] == "eegdm"
 
 
