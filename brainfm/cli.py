@@ -39,16 +39,19 @@ def _log_file(command: str) -> str:
         return "(no Hydra run folder)"
 
 
-def pretrain_summary(result: dict, seconds: float) -> str:
-    """What brainfm-pretrain did, whether it beat the trivial predictors, and where its
-    outputs are. The verdict is brainfm-bench's (:func:`brainfm.bench.pretrained.
-    pretraining_gate`): multichannel held-out datasets are judged, single-channel ones shown
-    only (with one channel the spatial predictor has nothing to average)."""
-    from .bench.pretrained import pretraining_gate
+def _diffusion_heldout(heldout: dict) -> list[str]:
+    """A denoiser beats predicting zeros within steps (its output layer starts at zero), so
+    no verdict here: the checks that matter are benchmarks/diffusion_checks.py's."""
+    lines = ["  held-out v-MSE relative to predicting zeros, raw / EMA weights (the checks "
+             "against a Wiener denoiser and of generated spectra: "
+             "benchmarks/diffusion_checks.py <run>):"]
+    lines += [f"    {name}: {row['model_vs_zero']:.3f} / {row['ema_vs_zero']:.3f}"
+              for name, row in heldout.items()]
+    return lines
 
-    lines = [f"brainfm-pretrain finished: {result.get('global_step')} steps in {seconds:.0f} s"]
-    heldout = result.get("heldout") or {}
-    failing = pretraining_gate({"training": result})
+
+def _masked_patch_heldout(heldout: dict, failing: dict | None) -> list[str]:
+    lines = []
     if heldout:
         lines.append("  held-out masked-patch MSE relative to the best trivial predictor "
                      "(below 1 beats it):")
@@ -68,6 +71,22 @@ def pretrain_summary(result: dict, seconds: float) -> str:
                      "dataset")
     else:
         lines.append("  no multichannel held-out dataset: nothing to judge it on")
+    return lines
+
+
+def pretrain_summary(result: dict, seconds: float) -> str:
+    """What brainfm-pretrain did, whether it beat the trivial predictors, and where its
+    outputs are. The verdict is brainfm-bench's (:func:`brainfm.bench.pretrained.
+    pretraining_gate`): multichannel held-out datasets are judged, single-channel ones shown
+    only (with one channel the spatial predictor has nothing to average)."""
+    from .bench.pretrained import pretraining_gate
+
+    lines = [f"brainfm-pretrain finished: {result.get('global_step')} steps in {seconds:.0f} s"]
+    heldout = result.get("heldout") or {}
+    if any("ema_vs_zero" in row for row in heldout.values()):  # a denoiser's rows
+        lines += _diffusion_heldout(heldout)
+    else:
+        lines += _masked_patch_heldout(heldout, pretraining_gate({"training": result}))
     out = result.get("output_dir")
     if result.get("checkpoint_dir"):
         lines.append(f"  checkpoint folder: {result['checkpoint_dir']}  "
