@@ -346,7 +346,8 @@ def draw(path, real, fake, sfreq, n=3) -> None:
 
 
 def draw_by_step(path, points: list[dict]) -> None:
-    """v-MSE at mid t and the mean band-power error of generated windows against step."""
+    """Against step: the network's v-MSE relative to the Wiener denoiser's at low and mid t
+    (below 1 beats it), and the mean band-power error of generated windows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -354,16 +355,18 @@ def draw_by_step(path, points: list[dict]) -> None:
 
     steps = [p["step"] for p in points]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    mid = [next(r for r in p["rows"] if r["t"] == MID_T) for p in points]
-    for name, style in (("model", "-o"), ("ema", "-s")):
-        if name in mid[0]:
-            axes[0].plot(steps, [r[name] for r in mid], style, label=f"network ({name})")
-    for name, style in (("zeros", ":"), ("linear", "--"), ("wiener", "-.")):
-        axes[0].axhline(mid[0][name], ls=style, color="grey", lw=1)
-        axes[0].annotate(name, (steps[-1], mid[0][name]), fontsize=7, va="bottom", ha="right")
+    for t_range, color in (("0-9", "C0"), ("10-19", "C1"), (MID_T, "C2")):
+        rows = [next(r for r in p["rows"] if r["t"] == t_range) for p in points]
+        for name, style in (("model", "-o"), ("ema", "--s")):
+            if name in rows[0]:
+                axes[0].plot(steps, [r[name] / r["wiener"] for r in rows], style, color=color,
+                             ms=4, label=f"t {t_range}, {'raw' if name == 'model' else 'EMA'}")
+    axes[0].axhline(1.0, color="grey", lw=1)
+    axes[0].annotate("Wiener denoiser (training spectrum)", (steps[-1], 1.0), fontsize=7,
+                     va="bottom", ha="right")
     axes[0].set_xlabel("training step")
-    axes[0].set_ylabel(f"v-MSE, t {MID_T} (held-out)")
-    axes[0].legend(fontsize=7)
+    axes[0].set_ylabel("held-out v-MSE / Wiener's")
+    axes[0].legend(fontsize=6, ncol=3)
     if "generation" in points[0]:
         mean = lambda d: float(np.mean(list(d.values())))  # noqa: E731
         for name, style in (("model", "-o"), ("ema", "-s")):

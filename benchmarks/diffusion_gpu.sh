@@ -12,6 +12,7 @@
 # stop the next. Settings: environment variables below. Stores under $STORES.
 #
 #   OUT=/tmp/out STORES=stores TRAIN_TIME=00:00:04:30 bash benchmarks/diffusion_gpu.sh
+#   RESUME=1 TRAIN_TIME=00:00:07:00 SPEED_REPEATS=0 bash ...   # train on (time counts in total)
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/diffusion_gpu/out}
@@ -40,7 +41,12 @@ ODD=$(seq -f "%02g" 1 2 35 | paste -sd, -)
 EXCLUDE=$(seq -f "eegmat/%02g" 1 2 35 | paste -sd, -)
 
 stamp "1. pretrain $MODEL ($TRAIN_TIME)"
-rm -rf "$RUN"
+RESUME_ARG=()
+if [ -n "${RESUME:-}" ] && [ -f "$RUN/checkpoints/last.ckpt" ]; then  # continue the same run
+  RESUME_ARG=(resume="$RUN/checkpoints/last.ckpt")
+else
+  rm -rf "$RUN"
+fi
 $PY -c "from brainfm.cli import pretrain_main; pretrain_main()" \
     task=diffusion model="$MODEL" trainer="$TRAINER" trainer.precision=32-true \
     "data.datasets=[eegmat]" data.view=continuous \
@@ -51,7 +57,7 @@ $PY -c "from brainfm.cli import pretrain_main; pretrain_main()" \
     trainer.val_check_interval="$KEEP" trainer.check_val_every_n_epoch=null \
     ++trainer.limit_val_batches=16 trainer.enable_progress_bar=false \
     checkpoint_every_n_steps="$KEEP" checkpoint_keep_every_n_steps="$KEEP" \
-    store_root="$STORES" hydra.run.dir="$RUN" 2>&1 | tail -40
+    store_root="$STORES" hydra.run.dir="$RUN" "${RESUME_ARG[@]}" 2>&1 | tail -40
 cp "$RUN/metrics.csv" "$OUT/" 2>/dev/null
 ls -la "$RUN/checkpoints" 2>&1
 

@@ -42,12 +42,10 @@ BAND_SECONDS = 2.0
 def _task_labels(windows, dataset: str) -> np.ndarray:
     """Class index per window from the dataset's own label rule (for a continuous view, whose
     store holds no labels)."""
-    from brainfm.configuration import conf_dir
-    from brainfm.data.datasets import DatasetSpec, _ids_from_path
-    from omegaconf import OmegaConf
+    from brainfm.configuration import compose_config, prep_configs
+    from brainfm.data.datasets import _ids_from_path
 
-    spec = DatasetSpec.from_dict(OmegaConf.to_container(
-        OmegaConf.load(Path(conf_dir()) / "dataset" / f"{dataset}.yaml"), resolve=True))
+    spec, _ = prep_configs(compose_config([f"dataset={dataset}"]))  # as brainfm-prep reads it
     classes = list(spec.labels.classes)
     if not classes or spec.labels.source != "path":
         raise SystemExit(f"{dataset}: labels do not come from file paths "

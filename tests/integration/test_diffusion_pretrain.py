@@ -1,5 +1,7 @@
 """brainfm-pretrain task=diffusion on real recordings: one command trains, validates raw and
-EMA weights beside the all-zeros predictor, and exports a model file of the diffusion family."""
+EMA weights beside the all-zeros predictor, keeps checkpoints to score against step, and
+exports a model file of the diffusion family; the benchmarks' checks and probe features read
+the run."""
 import csv
 import json
 import subprocess
@@ -9,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from brainfm.checkpoint import from_pretrained
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 
 pytestmark = [pytest.mark.slow]
@@ -22,7 +26,7 @@ def test_diffusion_pretraining_from_one_command(tmp_path):
                  f"store_root={tmp_path / 'stores'}", f"hydra.run.dir={run}",
                  "trainer.max_steps=40", "trainer.val_check_interval=20",
                  "task.warmup_steps=0", "trainer.log_every_n_steps=5",
-                 "trainer.enable_progress_bar=false"]
+                 "trainer.enable_progress_bar=false", "checkpoint_keep_every_n_steps=20"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     result = json.loads((run / "result.json").read_text())
@@ -37,3 +41,47 @@ def test_diffusion_pretraining_from_one_command(tmp_path):
     model = from_pretrained(run / "model.pt")
     assert isinstance(model, DiffusionDenoiser)
     assert model.extra["datasets"] == ["eegmat_sample"] and model.extra["sfreq"] == 200.0
+
+    _checks_against_step(run)
+    _probe_features(run, tmp_path)
+
+
+def _checks_against_step(run: Path) -> None:
+    """benchmarks/diffusion_checks.py --snapshots scores the kept steps on the same inputs."""
+    import diffusion_checks
+
+    kept = sorted(p.name for p in (run / "checkpoints").glob("step-*.ckpt"))
+    assert kept == ["step-0000020.ckpt", "step-0000040.ckpt"], kept
+    out = diffusion_checks.main([str(run), "--snapshots", "--per-bin", "8"])
+    assert [p["step"] for p in out["points"]] == [20, 40]
+    first, last = (p["rows"] for p in out["points"])
+    for a, b in zip(first, last):
+        # baselines do not depend on the weights: the same held-out inputs at every step
+        assert (a["zeros"], a["wiener"]) == (b["zeros"], b["wiener"])
+    for row in last[:3]:  # t < 30: v is mostly noise, and a Wiener gain recovers most of it
+        assert row["wiener"] < 0.5 * row["zeros"], row
+    assert first[0]["model"] != last[0]["model"]  # the snapshots hold different weights
+    assert (run / "diffusion_checks_by_step.json").exists()
+
+
+def _probe_features(run: Path, tmp_path: Path) -> None:
+    """benchmarks/diffusion_probe.py: pooled latents of 5 s pieces of the continuous view,
+    labelled by the dataset's own rule, trained and random weights."""
+    import numpy as np
+
+    import diffusion_probe
+
+    out = tmp_path / "lat.npz"
+    store = tmp_path / "stores" / "eegmat_sample.continuous"
+    diffusion_probe.main(["extract", "--run", str(run), "--store", str(store),
+                          "--piece", "1000", "--features", "latents", "--out", str(out)])
+    data = np.load(out)
+    n = len(data["label"])
+    model = from_pretrained(run / "model.pt")
+    width = len(model.blocks) * model.d_model
+    for name in ("trained_model", "trained_ema", "random_init"):
+        assert data[f"features_{name}"].shape == (n, width)
+    # SubjectNN_1 is rest (0), SubjectNN_2 arithmetic (1)
+    runs = np.array([str(r).split("_")[1][0] for r in data["recording"]])
+    assert set(data["label"][runs == "1"]) == {0} and set(data["label"][runs == "2"]) == {1}
+    assert not np.allclose(data["features_trained_model"], data["features_random_init"])
