@@ -56,18 +56,32 @@ MID_T = "20-29"
 
 
 def _sequences(dm: BrainDataModule, split: str, crop: int, limit: int, seed: int):
-    """(M, crop) model-space sequences and (M, 8) sensor features of real channels."""
-    xs, ss = [], []
+    """(M, crop) model-space sequences, (M, 8) sensor features and (M,) subject codes of
+    real channels."""
+    xs, ss, us = [], [], []
     for batch in batch_loader(dm.splits[split], 16, shuffle=True, seed=seed):
         x = batch["x"].reshape(*batch["x"].shape[:2], -1)[..., :crop]
         valid = batch["channel_mask"].bool()
         xs.append(staged_mu_law(x[valid].float()))
         ss.append(batch["sensors"][valid].float())
+        us.append(batch["subject"][:, None].expand(valid.shape)[valid])
         if sum(len(v) for v in xs) >= limit:
             break
-    x, s = torch.cat(xs), torch.cat(ss)
+    x, s, u = torch.cat(xs), torch.cat(ss), torch.cat(us)
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:limit]
-    return x[idx], s[idx]
+    return x[idx], s[idx], u[idx]
+
+
+def _against_wiener(errors: torch.Tensor, wiener: torch.Tensor, subjects: torch.Tensor):
+    """Mean of (network - Wiener) per-sequence squared error, with a 95 % CI from resampling
+    subjects (sequences of one subject are not independent)."""
+    from brainfm.bench.stats import hierarchical_bootstrap
+
+    diff = (errors - wiener).numpy()
+    codes = subjects.numpy()
+    per_subject = np.array([diff[codes == c].mean() for c in np.unique(codes)])
+    est, lo, hi = hierarchical_bootstrap(per_subject[:, None])
+    return {"mean": est, "ci_low": lo, "ci_high": hi, "subjects": int(len(per_subject))}
 
 
 def _lightning_state(path: Path) -> dict | None:
@@ -144,16 +158,16 @@ class HeldOut:
                              test_groups=list(d.get("exclude_groups") or []))
         dm.setup()
         self.sch = CosineSchedule(cfg.task.n_steps, cfg.task.prediction_type)
-        train_x, _ = _sequences(dm, "train", crop, 2000, seed)
+        train_x, _, _ = _sequences(dm, "train", crop, 2000, seed)
         power = (torch.fft.rfft(train_x, norm="ortho").abs() ** 2).mean(0)     # P(f)
         var_max = float(train_x.var(-1).quantile(0.99))  # bound the estimate where a ~ 0
         # held out: the validation subjects and any the run excluded (exclude_groups)
         held = [_sequences(dm, split, crop, per_bin * len(BINS), seed + 1)
                 for split in ("val", "test") if len(dm.splits.get(split, ()))]
-        x0, sensors = (torch.cat(parts) for parts in zip(*held))
+        x0, sensors, subjects = (torch.cat(parts) for parts in zip(*held))
         keep = torch.randperm(len(x0), generator=torch.Generator().manual_seed(seed + 1))
         keep = keep[:per_bin * len(BINS)]
-        self.x0, self.sensors = x0[keep], sensors[keep]
+        self.x0, self.sensors, self.subjects = x0[keep], sensors[keep], subjects[keep]
         g = torch.Generator().manual_seed(seed + 2)
         self.bins = []
         for lo, hi in BINS:
@@ -171,6 +185,7 @@ class HeldOut:
             baselines = {"zeros": torch.zeros_like(v), "linear": (a * x_t - x0_lin) / s,
                          "wiener": (a * x_t - x0_wie) / s}
             self.bins.append({"t_range": f"{lo}-{hi - 1}", "t": t, "x_t": x_t, "v": v,
+                              "wiener_errors": ((baselines["wiener"] - v) ** 2).mean(-1),
                               "baselines": {k: float(((p - v) ** 2).mean())
                                             for k, p in baselines.items()}})
 
@@ -186,7 +201,10 @@ class HeldOut:
                                               b["t"][i:i + 256].to(self.device),
                                               self.sensors[i:i + 256].to(self.device)).cpu()
                                   for i in range(0, len(b["x_t"]), 256)])
-                row[name] = float(((pred - b["v"]) ** 2).mean())
+                errors = ((pred - b["v"]) ** 2).mean(-1)
+                row[name] = float(errors.mean())
+                row.setdefault("minus_wiener", {})[name] = _against_wiener(
+                    errors, b["wiener_errors"], self.subjects)
             rows.append(row)
         return rows
 
@@ -207,10 +225,18 @@ class HeldOut:
 
 
 def denoising_table(rows: list[dict]) -> str:
-    names = list(rows[0])[1:]
-    lines = ["| t | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += ["| " + r["t"] + " | " + " | ".join(f"{r[k]:.4f}" for k in names) + " |"
-              for r in rows]
+    names = [k for k in rows[0] if k not in ("t", "minus_wiener")]
+    nets = list(rows[0].get("minus_wiener", {}))
+    lines = ["| t | " + " | ".join(names) + "".join(f" | {n} - wiener [95 % CI]" for n in nets)
+             + " |", "|---" * (len(names) + len(nets) + 1) + "|"]
+    for r in rows:
+        diffs = "".join(f" | {d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+                        for d in (r["minus_wiener"][n] for n in nets))
+        lines.append("| " + r["t"] + " | " + " | ".join(f"{r[k]:.4f}" for k in names)
+                     + diffs + " |")
+    if nets:
+        lines.append(f"(CI: resampling the {rows[0]['minus_wiener'][nets[0]]['subjects']} "
+                     "held-out subjects)")
     return "\n".join(lines)
 
 
