@@ -1,13 +1,14 @@
 """A float16 cache of the diffusion backbone's latents, one file per (checkpoint, dataset).
 
-The latents of a frozen backbone do not change between fine-tuning epochs, yet the heads
-recomputed them every epoch (20 forward passes per window). This computes them once per
+The latents of a frozen backbone do not change between fine-tuning epochs, so recomputing
+them every epoch (20 forward passes per window) is waste. This computes them once per
 dataset, (windows, channels, layers, patches, width) in float16, and reuses them while the
 checkpoint's weights and the dataset are the same:
 
 - the key is a hash of every weight of the backbone (names, shapes, bytes), the latent
-  settings (step t, patch length) and a caller's description of the data (dataset name,
-  store fingerprint, window count): other weights or other data give another file;
+  settings (step t, patch length, input transform) and a caller's description of the data
+  (dataset name, a fingerprint of its windows): other weights or other data give another
+  file;
 - before writing, the size is printed and checked against the free disk space (a cache that
   cannot fit is refused with the numbers, not left half-written);
 - the array is written into a temporary file beside the target and renamed over it when
@@ -223,18 +224,15 @@ class CachedLatentWindows:
 
 def cached_latent_windows(classifier, windows, cache: LatentCache, batch_size: int = 64,
                           device: str | torch.device | None = None):
-    """``windows`` as a ``LatentClassifier`` trains on them fastest: when its backbone is
-    frozen and every window has one length, the backbone's latents of all windows are read
-    from ``cache`` (computed once per weights and windows) and ``classifier`` is switched to
-    read them from the batches (returns :class:`CachedLatentWindows`). Otherwise
-    ``windows`` unchanged, and the classifier calls its backbone as before.
+    """``windows`` as a ``LatentClassifier`` trains on them fastest: when every window has
+    one length, its (frozen) backbone's latents of all windows are read from ``cache``
+    (computed once per weights and windows) and ``classifier`` is switched to read them from
+    the batches (returns :class:`CachedLatentWindows`). Otherwise ``windows`` unchanged,
+    and the classifier calls its backbone on every batch as before.
 
     ``device``: where the latents are computed (default: CUDA when available).
     """
     backbone = classifier.backbone
-    if any(p.requires_grad for p in backbone.parameters()):
-        cache.log("latent cache: not used, the backbone is being trained")
-        return windows
     lengths = np.unique(windows.shape_keys())
     if len(lengths) != 1:
         cache.log(f"latent cache: not used, windows of {lengths.tolist()} samples do not "

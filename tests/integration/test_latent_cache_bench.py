@@ -126,11 +126,3 @@ def test_a_changed_checkpoint_gets_a_new_cache_file(windows, tmp_path, monkeypat
     new = set((tmp_path / "cache" / "latents").glob("*.npy")) - files
     assert len(files) == 1 and len(new) == 1 and calls.windows == len(windows)
     assert not np.array_equal(np.load(new.pop()), np.load(files.pop()))
-
-
-def test_a_backbone_being_trained_keeps_the_backbone_path(windows, tmp_path):
-    clf = _classifier("pooled")
-    cache = LatentCache(tmp_path, log=lambda s: None)
-    clf.backbone.blocks[0].expand.weight.requires_grad_(True)
-    assert cached_latent_windows(clf, windows, cache) is windows and not clf.reads_latents
-    assert not list(tmp_path.iterdir())
