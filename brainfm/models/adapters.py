@@ -2,7 +2,7 @@
 
 The benchmark never imports a model class. A pipeline names a family in its config
 (``backbone.family``: a registered name, or ``package.module:AdapterClass`` for a family that
-lives outside brainfm) and the family's adapter answers three questions:
+lives outside brainfm) and the family's adapter answers these questions:
 
 - ``load(spec, pretrained)``: the backbone, from a checkpoint and/or constructor arguments
   (``pretrained=False``: the same architecture, randomly initialised, for from-scratch runs);
