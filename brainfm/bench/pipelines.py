@@ -125,6 +125,8 @@ class NeuralPipeline:
     settings train for the same budget. With validation rows the kept weights are those of
     the epoch with the best validation ``select`` score (``auto``: AUROC for binary tasks,
     loss otherwise), recorded as ``selected_epoch``; ``patience`` (None: off) stops early.
+    With ``cache_dir``, a backbone family that trains only a head on a frozen backbone reads
+    the backbone's outputs from a cache there (the adapter's ``cached_inputs``).
     """
 
     def __init__(self, kind: str, backbone: dict | None = None, epochs: int = 50,
@@ -132,8 +134,9 @@ class NeuralPipeline:
                  head_lr: float = 5e-4, layer_decay: float | None = None,
                  weight_decay: float = 0.05, label_smoothing: float = 0.1,
                  warmup_epochs: float = 0.0, min_lr: float = 1e-6, select: str = "auto",
-                 grad_clip: float = 1.0):
+                 grad_clip: float = 1.0, cache_dir=None):
         self.kind, self.backbone, self.epochs, self.patience = kind, backbone, epochs, patience
+        self.cache_dir = cache_dir
         self.batch_size, self.select, self.grad_clip = batch_size, select, grad_clip
         self.opt = dict(backbone_lr=backbone_lr, head_lr=head_lr, layer_decay=layer_decay,
                         weight_decay=weight_decay, label_smoothing=label_smoothing,
@@ -151,6 +154,16 @@ class NeuralPipeline:
         return load_backbone(spec, n_classes, windows, pretrained=uses_pretrained_weights(
             {"kind": self.kind, "backbone": spec}))
 
+    def _inputs(self, model: torch.nn.Module, windows: WindowDataset):
+        """What ``model`` trains and predicts on: ``windows``, or its family's cached
+        backbone outputs for the same rows."""
+        if self.cache_dir is None or self.kind in ("eegnet", "shallow"):
+            return windows
+        from ..models.adapters import get_adapter
+
+        adapter = get_adapter((self.backbone or {}).get("family", "criss_cross"))
+        return adapter.cached_inputs(model, windows, self.cache_dir, self.batch_size)
+
     def run_fold(self, windows: WindowDataset, split, seed: int,
                  callbacks=()) -> FoldPrediction:
         """``callbacks``: extra Lightning callbacks (a learning-curve recorder, say)."""
@@ -166,8 +179,10 @@ class NeuralPipeline:
 
         L.seed_everything(seed, workers=True, verbose=False)   # the initialisation too
         n_classes = len(windows.stores[0].classes)
+        model = self._model(windows, n_classes)
+        windows = self._inputs(model, windows)
         train = windows.subset(split.train)
-        task = FineTuning(self._model(windows, n_classes), n_classes,
+        task = FineTuning(model, n_classes,
                           class_weights=balanced_class_weights(
                               train.table["label"].to_numpy(), n_classes), **self.opt)
         has_val = len(split.val) > 0
@@ -260,6 +275,6 @@ def make_pipeline(spec: dict, cache_dir):
     if kind == "probe":
         return ProbePipeline(spec["backbone"], cache_dir)
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
-        return NeuralPipeline(kind, **spec)
+        return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
                      "eegnet or shallow")

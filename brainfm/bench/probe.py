@@ -6,7 +6,6 @@ only a scaler and a logistic regression on its training rows.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..data.store import atomic_save_array
 from ..models.heads import masked_mean
-from ..models.latent_cache import checkpoint_hash
+from ..models.latent_cache import checkpoint_hash, windows_fingerprint
 
 
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
@@ -59,11 +58,7 @@ class FeatureCache:
         self.root = Path(root)
 
     def key(self, model, windows) -> str:
-        stores = "|".join(f"{s.root.resolve()}:{s.meta.get('config_hash')}"
-                          for s in windows.stores)
-        rows = hashlib.sha1(np.asarray(windows.table.index).tobytes()
-                            + str(len(windows)).encode()).hexdigest()[:8]
-        return f"{checkpoint_hash(model)}-{hashlib.sha1(stores.encode()).hexdigest()[:12]}-{rows}"
+        return f"{checkpoint_hash(model)}-{windows_fingerprint(windows)}"
 
     def features(self, model, windows, token_features=None,
                  batch_size: int = 64) -> tuple[np.ndarray, bool]:

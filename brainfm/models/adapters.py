@@ -2,7 +2,7 @@
 
 The benchmark never imports a model class. A pipeline names a family in its config
 (``backbone.family``: a registered name, or ``package.module:AdapterClass`` for a family that
-lives outside brainfm) and the family's adapter answers three questions:
+lives outside brainfm) and the family's adapter answers these questions:
 
 - ``load(spec, pretrained)``: the backbone, from a checkpoint and/or constructor arguments
   (``pretrained=False``: the same architecture, randomly initialised, for from-scratch runs);
@@ -11,13 +11,17 @@ lives outside brainfm) and the family's adapter answers three questions:
   ``head`` attribute (trained at the head's learning rate) and ``layers`` (bottom to top, for
   layer-wise learning-rate decay);
 - ``features(model, x, sensors, channel_mask)``: per-token features (B, C, N, D), which the
-  linear probe pools over real channels and patches.
+  linear probe pools over real channels and patches;
+- ``cached_inputs(classifier, windows, cache_dir)`` (optional): what the classifier trains on;
+  by default the windows themselves, for a family whose heads read a frozen backbone's
+  outputs those outputs, computed once and cached (the diffusion latents).
 
 Adding a backbone family is one such class plus a config that names it.
 """
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -56,6 +60,13 @@ class BackboneAdapter:
                  channel_mask: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def cached_inputs(self, classifier: nn.Module, windows, cache_dir,
+                      batch_size: int = 64):
+        """The windows as ``classifier`` reads them when fine-tuned: unchanged here; a family
+        whose classifier only trains a head on a frozen backbone may return windows whose
+        batches carry the backbone's outputs, cached under ``cache_dir``."""
+        return windows
+
     def check_head(self, head: str) -> None:
         if head not in self.heads:
             raise ValueError(f"backbone family {self.family!r} has no head {head!r}; "
@@ -88,7 +99,8 @@ class DiffusionAdapter(BackboneAdapter):
     config. Its representation is the frozen backbone's latents (gate spread per block and
     1 s patch, clean input at step 1); heads: ``fusion`` (latent fusion transformer) and
     ``pooled`` (pooled latents, linear). Features for the linear probe: (B, C, N,
-    layers * width).
+    layers * width). Fine-tuning trains the head on latents cached once per weights and
+    windows (``cached_inputs``), not on the backbone's output every epoch.
     """
 
     family = "diffusion"
@@ -106,9 +118,17 @@ class DiffusionAdapter(BackboneAdapter):
 
     def features(self, model, x, sensors, channel_mask):
         from ..tasks.ddpm import staged_mu_law
+        from .latent_cache import backbone_latents
 
-        lat = model.latents(staged_mu_law(x), sensors, channel_mask)       # (B,C,Ly,N,d)
+        lat = backbone_latents(model, x, sensors, channel_mask,
+                               input_transform=staged_mu_law)              # (B,C,Ly,N,d)
         return lat.permute(0, 1, 3, 2, 4).flatten(3)
+
+    def cached_inputs(self, classifier, windows, cache_dir, batch_size=64):
+        from .latent_cache import LatentCache, cached_latent_windows
+
+        return cached_latent_windows(classifier, windows, LatentCache(Path(cache_dir) / "latents"),
+                                     batch_size)
 
 
 _FAMILIES: dict[str, type[BackboneAdapter]] = {"criss_cross": CrissCrossAdapter,

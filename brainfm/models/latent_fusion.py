@@ -10,12 +10,15 @@ of the block's gate activations (DiffusionDenoiser.latents). Two heads read them
   6.9M parameters; this is the same idea at a size that trains on a CPU.)
 - ``PooledLatentHead``: the latents averaged over real channels and patches, a linear layer.
 
-``LatentClassifier`` puts a frozen backbone in front of either head.
+``LatentClassifier`` puts a frozen backbone in front of either head; in brainfm-bench it reads
+the latents from a cache instead (``brainfm.models.latent_cache.cached_latent_windows``).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .latent_cache import backbone_latents
 
 
 class LatentFusionHead(nn.Module):
@@ -72,7 +75,10 @@ class LatentClassifier(nn.Module):
     """Frozen diffusion backbone -> latents (clean input, step ``t``) -> a trainable head.
 
     Called as ``model(x, sensors, channel_mask) -> logits`` like every benchmark classifier;
-    ``input_transform`` maps the store's units to the backbone's (the staged mu-law).
+    ``input_transform`` maps the store's units to the backbone's (the staged mu-law). With
+    ``reads_latents`` set (by ``cached_latent_windows``), ``x`` is already the backbone's
+    latents (B, C, layers, patches, width), read from the latent cache, and the backbone is
+    not called.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, input_transform=None,
@@ -81,6 +87,7 @@ class LatentClassifier(nn.Module):
         self.backbone = backbone.requires_grad_(False).eval()
         self.head, self.input_transform, self.t = head, input_transform, t
         self.patch_len = backbone.patch_len
+        self.reads_latents = False
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -88,12 +95,19 @@ class LatentClassifier(nn.Module):
         return self
 
     def latents(self, x, sensors=None, channel_mask=None) -> torch.Tensor:
-        if self.input_transform is not None:
-            x = self.input_transform(x)
-        return self.backbone.latents(x, sensors, channel_mask, t=self.t)
+        return backbone_latents(self.backbone, x, sensors, channel_mask, t=self.t,
+                                input_transform=self.input_transform)
 
     def forward(self, x, sensors=None, channel_mask=None) -> torch.Tensor:
-        return self.head(self.latents(x, sensors, channel_mask), channel_mask)
+        if not self.reads_latents:
+            return self.head(self.latents(x, sensors, channel_mask), channel_mask)
+        expected = (len(self.backbone.blocks), self.backbone.d_model)
+        if x.dim() != 5 or (x.shape[2], x.shape[4]) != expected:
+            raise ValueError(f"LatentClassifier reads cached latents (B, C, {expected[0]} "
+                             f"layers, patches, {expected[1]} width), got {tuple(x.shape)}; "
+                             "feed it the batches of cached_latent_windows, or set "
+                             "reads_latents = False to pass signals")
+        return self.head(x, channel_mask)
 
 
 __all__ = ["LatentClassifier", "LatentFusionHead", "PooledLatentHead", "pool_latents"]

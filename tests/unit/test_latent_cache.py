@@ -39,11 +39,13 @@ def _get(cache, model, batches, **kw):
 
 def test_built_once_then_reused_and_equal_to_the_model(tmp_path):
     torch.manual_seed(0)
-    model = DiffusionDenoiser(**TINY)
+    model = DiffusionDenoiser(**TINY).train()
     x, sensors, mask, batches, calls = _data()
     logs = []
     cache = LatentCache(tmp_path, log=logs.append)
     first = _get(cache, model, batches)
+    assert model.training                  # built in eval mode, the caller's mode restored
+    model.eval()
     assert first.dtype == np.float16 and first.shape == (5, 3, 2, 2, 8)
     assert "MiB" in logs[0] and "free" in logs[0]          # the size estimate, before writing
     expected = model.latents(x, sensors, mask).numpy()
@@ -52,6 +54,23 @@ def test_built_once_then_reused_and_equal_to_the_model(tmp_path):
     assert calls["passes"] == 1 and "reusing" in logs[-1]
     np.testing.assert_array_equal(again, first)
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".npy"]  # no temporaries
+
+
+def test_batches_in_any_order_land_in_their_rows(tmp_path):
+    """Batches may say where their windows go (``row``), as brainfm's loader orders them."""
+    torch.manual_seed(0)
+    model = DiffusionDenoiser(**TINY).eval()
+    x, sensors, mask, batches, _ = _data()
+    order = [4, 2, 0, 3, 1]
+
+    def shuffled():
+        for i in (0, 2, 4):
+            rows = order[i:i + 2]
+            yield {"x": x[rows], "sensors": sensors[rows], "channel_mask": mask[rows],
+                   "row": torch.tensor(rows)}
+    in_order = np.array(_get(LatentCache(tmp_path / "a", log=lambda s: None), model, batches))
+    rowed = _get(LatentCache(tmp_path / "b", log=lambda s: None), model, shuffled)
+    np.testing.assert_array_equal(rowed, in_order)
 
 
 def test_other_weights_or_data_get_their_own_file(tmp_path):
