@@ -16,9 +16,10 @@ keeps the (H, d_state/2, L) complex Vandermonde matrix of every layer until the 
 (131 MB per block of the published size at L = 1000), and the FFT convolution keeps the
 spectrum of its input (twice the input's size). Here :func:`vandermonde_kernel` factorises
 the Vandermonde product through l = q j + m (q ~ sqrt(L)) into one batched matrix product
-whose intermediates are small, so nothing of size (H, n, L) exists, and :class:`FFTConv` is an
-autograd Function with a hand-written backward pass that keeps the input and the kernel, not
-their spectra, and recomputes the input's spectrum.
+whose intermediates are small, so nothing of size (H, n, L) exists, and :class:`LinearFFTConv`
+is an autograd Function with a hand-written backward pass that keeps the input, not its
+spectrum, and recomputes the input's spectrum (it keeps the kernel's spectrum, which is no
+larger than the kernel).
 Works for any sequence length: the kernel is computed for the length it is given.
 """
 from __future__ import annotations
@@ -96,35 +97,49 @@ def vandermonde_kernel(w: torch.Tensor, z: torch.Tensor, length: int) -> torch.T
 
 class LinearFFTConv(torch.autograd.Function):
     """y = (u circularly convolved with k over 2L)[:L] + d u with u = W a + b, for a (B, L, I),
-    W (H, I), b (H,), k (H, 2L), d (H,); y and u are (B, H, L).
+    W (H, I), b (H,), k (H, 2L), d (H,); y and u are (B, H, L). With ``weight`` and ``bias``
+    None, u is a itself (I = H) and no matrix product is done either way.
 
-    Saves a, W, b, k and d: neither u (it is recomputed by one matrix product) nor any
-    spectrum. With G the output's gradient: du = irfft(conj(k^) G^)[:L] + d G,
-    dk = irfft(sum_b conj(u^) G^), dd = sum G u, and the Linear's own gradients from du.
+    Saves a, W, b, d and the kernel's spectrum k^ (H, L+1) complex, the size of k: neither u
+    (it is recomputed by one matrix product) nor the input's spectrum. With G the output's
+    gradient: du = irfft(conj(k^) G^)[:L] + d G, dk = irfft(sum_b conj(u^) G^),
+    dd = sum G u, and the Linear's own gradients from du.
     """
 
     @staticmethod
     def forward(ctx, a, weight, bias, k, d):
-        ctx.save_for_backward(a, weight, bias, k, d)
-        u = torch.baddbmm(bias[:, None], weight.expand(a.shape[0], -1, -1),
-                          a.transpose(1, 2))                              # (B, H, L)
         n_fft = k.shape[-1]
-        y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k), n=n_fft)
+        k_f = torch.fft.rfft(k)
+        ctx.save_for_backward(a, weight, bias, k_f, d)
+        u = _linear_t(a, weight, bias)                                    # (B, H, L)
+        y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * k_f, n=n_fft)
         return torch.addcmul(y[..., :a.shape[1]], u, d[:, None])
 
     @staticmethod
     def backward(ctx, grad):
-        a, weight, bias, k, d = ctx.saved_tensors
-        length, n_fft = a.shape[1], k.shape[-1]
-        u = torch.baddbmm(bias[:, None], weight.expand(a.shape[0], -1, -1), a.transpose(1, 2))
+        a, weight, bias, k_f, d = ctx.saved_tensors
+        length, n_fft = a.shape[1], 2 * (k_f.shape[-1] - 1)
+        u = _linear_t(a, weight, bias)
         g_f = torch.fft.rfft(grad, n=n_fft)                               # (B, H, L+1)
-        d_u = torch.fft.irfft(g_f * torch.fft.rfft(k).conj(), n=n_fft)[..., :length]
+        d_u = torch.fft.irfft(g_f * k_f.conj(), n=n_fft)[..., :length]
         d_u = torch.addcmul(d_u, grad, d[:, None])                        # (B, H, L)
         d_k = torch.fft.irfft((g_f * torch.fft.rfft(u, n=n_fft).conj()).sum(0), n=n_fft)
         d_d = (grad * u).sum((0, 2))
+        if weight is None:
+            return d_u.transpose(1, 2), None, None, d_k, d_d
         d_a = torch.bmm(d_u.transpose(1, 2), weight.expand(a.shape[0], -1, -1))
         d_w = torch.bmm(d_u, a).sum(0)
-        return d_a, d_w, d_u.sum((0, 2)), d_k, d_d
+        return d_a, d_w, None if bias is None else d_u.sum((0, 2)), d_k, d_d
+
+
+def _linear_t(a: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None):
+    """(W a + b) transposed to (B, H, L) for a (B, L, I); a.transpose(1, 2) when W is None."""
+    if weight is None:
+        return a.transpose(1, 2)
+    w = weight.expand(a.shape[0], -1, -1)
+    if bias is None:
+        return torch.bmm(w, a.transpose(1, 2))
+    return torch.baddbmm(bias[:, None], w, a.transpose(1, 2))
 
 
 class S4D(nn.Module):
@@ -173,11 +188,7 @@ class S4D(nn.Module):
             k = torch.cat([k[0], k[1].flip(-1)], dim=-1)                  # (H, 2L)
         else:
             k = torch.cat([k[0], k.new_zeros(k.shape[1], length)], dim=-1)
-        if linear is None:
-            weight = torch.eye(self.d_model, dtype=x.dtype, device=x.device)
-            bias = x.new_zeros(self.d_model)
-        else:
-            weight, bias = linear.weight, linear.bias
+        weight, bias = (None, None) if linear is None else (linear.weight, linear.bias)
         return LinearFFTConv.apply(x, weight, bias, k, self.d).transpose(1, 2)
 
 

@@ -91,7 +91,7 @@ def test_odd_state_size_is_refused():
 # ---- the hand-written backward passes -------------------------------------------------------
 def _materialised_forward(layer: S4D, x: torch.Tensor) -> torch.Tensor:
     """The layer written the obvious way (plain autograd keeps the Vandermonde matrix and the
-    spectra): what VandermondeKernel and FFTConv must equal, values and gradients."""
+    spectra): what VandermondeKernel and LinearFFTConv must equal, values and gradients."""
     dt_a, d_b, c = layer.discretised()
     length = x.shape[1]
     powers = torch.exp(dt_a.unsqueeze(-1) * torch.arange(length, dtype=x.dtype))
@@ -117,10 +117,18 @@ def test_vandermonde_kernel_equals_direct_sum_and_gradcheck(length):
     assert torch.autograd.gradcheck(lambda a, b: s4d.vandermonde_kernel(a, b, length), (w, z))
 
 
-def test_linear_fft_conv_gradcheck():
+@pytest.mark.parametrize("linear", ["weight_and_bias", "weight_only", "none"])
+def test_linear_fft_conv_gradcheck(linear):
+    """Float64 finite differences, with the fused Linear, a Linear without bias, and none
+    (u = a, the path S4D takes without ``linear``: no identity matrix is built)."""
     g = torch.Generator().manual_seed(1)
+    n_in = 4 if linear == "none" else 3
     args = [torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
-            for shape in [(2, 7, 3), (4, 3), (4,), (4, 14), (4,)]]   # a, W, b, k, d
+            for shape in [(2, 7, n_in), (4, 3), (4,), (4, 14), (4,)]]   # a, W, b, k, d
+    if linear != "weight_and_bias":
+        args[2] = None
+    if linear == "none":
+        args[1] = None
     assert torch.autograd.gradcheck(s4d.LinearFFTConv.apply, tuple(args))
 
 
