@@ -95,6 +95,13 @@ def vandermonde_kernel(w: torch.Tensor, z: torch.Tensor, length: int) -> torch.T
     return VandermondeKernel.apply(w, z, length)
 
 
+# Bytes of one real FFT buffer of a batch chunk (LinearFFTConv): small enough that the
+# buffers come from the allocator's free lists and stay in cache (a fresh 65 MB spectrum per
+# product costs its page faults, ~40 ms each on CPU, and raises the peak), large enough that
+# the per-chunk Python overhead is nil.
+CHUNK_BYTES = 8 * 2**20
+
+
 class LinearFFTConv(torch.autograd.Function):
     """y = (u circularly convolved with k over 2L)[:L] + d u with u = W a + b, for a (B, L, I),
     W (H, I), b (H,), k (H, 2L), d (H,); y and u are (B, H, L). With ``weight`` and ``bias``
@@ -102,44 +109,82 @@ class LinearFFTConv(torch.autograd.Function):
 
     Saves a, W, b, d and the kernel's spectrum k^ (H, L+1) complex, the size of k: neither u
     (it is recomputed by one matrix product) nor the input's spectrum. With G the output's
-    gradient: du = irfft(conj(k^) G^)[:L] + d G, dk = irfft(sum_b conj(u^) G^),
-    dd = sum G u, and the Linear's own gradients from du.
+    gradient: du = irfft(conj(k^) G^)[:L] + d G, dk = irfft(sum_b conj(u^) G^), dd = dk[0]
+    (the skip term is lag 0 of the same correlation), and the Linear's own gradients from du.
+    Both passes run over chunks of the batch (:data:`CHUNK_BYTES`) through zero-padded
+    buffers allocated once per call, so no (B, H, 2L) array exists. Under CUDA autocast it
+    runs in float32 (the FFTs need it, and the buffers are written in place).
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
     def forward(ctx, a, weight, bias, k, d):
-        n_fft = k.shape[-1]
+        (batch, length), (h, n_fft) = a.shape[:2], k.shape
         k_f = torch.fft.rfft(k)
         ctx.save_for_backward(a, weight, bias, k_f, d)
-        u = _linear_t(a, weight, bias)                                    # (B, H, L)
-        y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * k_f, n=n_fft)
-        return torch.addcmul(y[..., :a.shape[1]], u, d[:, None])
+        out = a.new_empty(batch, h, length)
+        step = _chunk(batch, h, n_fft, a.element_size())
+        pad = a.new_zeros(step, h, n_fft)          # [u, 0]: the second half stays zero
+        spec = k_f.new_empty(step, h, n_fft // 2 + 1)
+        y = a.new_empty(step, h, n_fft)
+        for s in range(0, batch, step):
+            c = min(step, batch - s)
+            u = _linear_t(a[s:s + c], weight, bias, out=pad[:c, :, :length])
+            torch.fft.rfft(pad[:c], out=spec[:c])
+            torch.fft.irfft(spec[:c].mul_(k_f), n=n_fft, out=y[:c])
+            torch.addcmul(y[:c, :, :length], u, d[:, None], out=out[s:s + c])
+        return out
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad):
         a, weight, bias, k_f, d = ctx.saved_tensors
-        length, n_fft = a.shape[1], 2 * (k_f.shape[-1] - 1)
-        u = _linear_t(a, weight, bias)
-        g_f = torch.fft.rfft(grad, n=n_fft)                               # (B, H, L+1)
-        d_u = torch.fft.irfft(g_f * k_f.conj(), n=n_fft)[..., :length]
-        d_u = torch.addcmul(d_u, grad, d[:, None])                        # (B, H, L)
-        d_k = torch.fft.irfft((g_f * torch.fft.rfft(u, n=n_fft).conj()).sum(0), n=n_fft)
-        d_d = (grad * u).sum((0, 2))
-        if weight is None:
-            return d_u.transpose(1, 2), None, None, d_k, d_d
-        d_a = torch.bmm(d_u.transpose(1, 2), weight.expand(a.shape[0], -1, -1))
-        d_w = torch.bmm(d_u, a).sum(0)
-        return d_a, d_w, None if bias is None else d_u.sum((0, 2)), d_k, d_d
+        (batch, length), h, n_fft = a.shape[:2], k_f.shape[0], 2 * (k_f.shape[-1] - 1)
+        k_f_conj = k_f.conj().resolve_conj()
+        step = _chunk(batch, h, n_fft, a.element_size())
+        g_pad, u_pad = a.new_zeros(step, h, n_fft), a.new_zeros(step, h, n_fft)
+        g_f, u_f = k_f.new_empty(step, h, n_fft // 2 + 1), k_f.new_empty(step, h, n_fft // 2 + 1)
+        d_u_full = a.new_empty(step, h, n_fft)
+        cross = k_f.new_zeros(k_f.shape)                                  # sum_b conj(u^) G^
+        d_a = torch.empty_like(a)
+        d_w = None if weight is None else torch.zeros_like(weight)
+        d_bias = None if bias is None else torch.zeros_like(bias)
+        for s in range(0, batch, step):
+            c = min(step, batch - s)
+            g = grad[s:s + c]
+            g_pad[:c, :, :length] = g
+            torch.fft.rfft(g_pad[:c], out=g_f[:c])
+            _linear_t(a[s:s + c], weight, bias, out=u_pad[:c, :, :length])
+            torch.fft.rfft(u_pad[:c], out=u_f[:c])
+            cross += torch.einsum("bhf,bhf->hf", u_f[:c].conj_physical_(), g_f[:c])
+            torch.fft.irfft(g_f[:c].mul_(k_f_conj), n=n_fft, out=d_u_full[:c])
+            d_u = d_u_full[:c, :, :length].addcmul_(g, d[:, None])        # (c, H, L)
+            if weight is None:
+                d_a[s:s + c] = d_u.transpose(1, 2)
+                continue
+            torch.bmm(d_u.transpose(1, 2), weight.expand(c, -1, -1), out=d_a[s:s + c])
+            d_w += torch.bmm(d_u, a[s:s + c]).sum(0)
+            if d_bias is not None:
+                d_bias += d_u.sum((0, 2))
+        d_k = torch.fft.irfft(cross, n=n_fft)
+        return d_a, d_w, d_bias, d_k, d_k[:, 0].clone()
 
 
-def _linear_t(a: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None):
-    """(W a + b) transposed to (B, H, L) for a (B, L, I); a.transpose(1, 2) when W is None."""
+def _chunk(batch: int, h: int, n_fft: int, itemsize: int) -> int:
+    """Sequences per chunk: :data:`CHUNK_BYTES` of (H, 2L) buffer, at least 1, at most B."""
+    return max(1, min(batch, CHUNK_BYTES // (h * n_fft * itemsize)))
+
+
+def _linear_t(a: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+              out: torch.Tensor) -> torch.Tensor:
+    """(W a + b) transposed to (B, H, L) for a (B, L, I), written into ``out``; a transposed
+    when W is None."""
     if weight is None:
-        return a.transpose(1, 2)
+        return out.copy_(a.transpose(1, 2))
     w = weight.expand(a.shape[0], -1, -1)
     if bias is None:
-        return torch.bmm(w, a.transpose(1, 2))
-    return torch.baddbmm(bias[:, None], w, a.transpose(1, 2))
+        return torch.bmm(w, a.transpose(1, 2), out=out)
+    return torch.baddbmm(bias[:, None], w, a.transpose(1, 2), out=out)
 
 
 class S4D(nn.Module):

@@ -132,11 +132,17 @@ def test_linear_fft_conv_gradcheck(linear):
     assert torch.autograd.gradcheck(s4d.LinearFFTConv.apply, tuple(args))
 
 
+@pytest.mark.parametrize("chunk", [None, 1, 2])
 @pytest.mark.parametrize("with_linear", [False, True])
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_layer_gradients_equal_the_materialised_layer(bidirectional, with_linear):
+def test_layer_gradients_equal_the_materialised_layer(bidirectional, with_linear, chunk,
+                                                      monkeypatch):
     """Every parameter's and the input's gradient, float32, with and without the fused
-    input Linear (whose output the layer recomputes instead of keeping)."""
+    input Linear (whose output the layer recomputes instead of keeping), with the batch of 3
+    in one chunk, in chunks of 1, and in chunks of 2 (the last one partial)."""
+    if chunk is not None:  # bytes of `chunk` sequences' (H, 2L) float32 buffers
+        monkeypatch.setattr(s4d, "CHUNK_BYTES", chunk * 8 * 400 * 4)
+        assert s4d._chunk(3, 8, 400, 4) == chunk
     torch.manual_seed(3)
     layer = S4D(d_model=8, d_state=16, bidirectional=bidirectional)
     linear = torch.nn.Linear(5, 8) if with_linear else None
