@@ -123,16 +123,13 @@ class LinearFFTConv(torch.autograd.Function):
         k_f = torch.fft.rfft(k)
         ctx.save_for_backward(a, weight, bias, k_f, d)
         out = a.new_empty(batch, h, length)
-        step = _chunk(batch, h, n_fft, a.element_size())
+        step = _chunk(a, h, n_fft)
         pad = a.new_zeros(step, h, n_fft)          # [u, 0]: the second half stays zero
-        spec = k_f.new_empty(step, h, n_fft // 2 + 1)
-        y = a.new_empty(step, h, n_fft)
         for s in range(0, batch, step):
             c = min(step, batch - s)
             u = _linear_t(a[s:s + c], weight, bias, out=pad[:c, :, :length])
-            torch.fft.rfft(pad[:c], out=spec[:c])
-            torch.fft.irfft(spec[:c].mul_(k_f), n=n_fft, out=y[:c])
-            torch.addcmul(y[:c, :, :length], u, d[:, None], out=out[s:s + c])
+            y = torch.fft.irfft(torch.fft.rfft(pad[:c]).mul_(k_f), n=n_fft)
+            torch.addcmul(y[:, :, :length], u, d[:, None], out=out[s:s + c])
         return out
 
     @staticmethod
@@ -141,10 +138,8 @@ class LinearFFTConv(torch.autograd.Function):
         a, weight, bias, k_f, d = ctx.saved_tensors
         (batch, length), h, n_fft = a.shape[:2], k_f.shape[0], 2 * (k_f.shape[-1] - 1)
         k_f_conj = k_f.conj().resolve_conj()
-        step = _chunk(batch, h, n_fft, a.element_size())
+        step = _chunk(a, h, n_fft)
         g_pad, u_pad = a.new_zeros(step, h, n_fft), a.new_zeros(step, h, n_fft)
-        g_f, u_f = k_f.new_empty(step, h, n_fft // 2 + 1), k_f.new_empty(step, h, n_fft // 2 + 1)
-        d_u_full = a.new_empty(step, h, n_fft)
         cross = k_f.new_zeros(k_f.shape)                                  # sum_b conj(u^) G^
         d_a = torch.empty_like(a)
         d_w = None if weight is None else torch.zeros_like(weight)
@@ -153,12 +148,12 @@ class LinearFFTConv(torch.autograd.Function):
             c = min(step, batch - s)
             g = grad[s:s + c]
             g_pad[:c, :, :length] = g
-            torch.fft.rfft(g_pad[:c], out=g_f[:c])
+            g_f = torch.fft.rfft(g_pad[:c])
             _linear_t(a[s:s + c], weight, bias, out=u_pad[:c, :, :length])
-            torch.fft.rfft(u_pad[:c], out=u_f[:c])
-            cross += torch.einsum("bhf,bhf->hf", u_f[:c].conj_physical_(), g_f[:c])
-            torch.fft.irfft(g_f[:c].mul_(k_f_conj), n=n_fft, out=d_u_full[:c])
-            d_u = d_u_full[:c, :, :length].addcmul_(g, d[:, None])        # (c, H, L)
+            u_f = torch.fft.rfft(u_pad[:c]).conj_physical_()
+            cross += torch.einsum("bhf,bhf->hf", u_f, g_f)
+            d_u = torch.fft.irfft(g_f.mul_(k_f_conj), n=n_fft)[:, :, :length]
+            d_u.addcmul_(g, d[:, None])                                   # (c, H, L)
             if weight is None:
                 d_a[s:s + c] = d_u.transpose(1, 2)
                 continue
@@ -170,9 +165,13 @@ class LinearFFTConv(torch.autograd.Function):
         return d_a, d_w, d_bias, d_k, d_k[:, 0].clone()
 
 
-def _chunk(batch: int, h: int, n_fft: int, itemsize: int) -> int:
-    """Sequences per chunk: :data:`CHUNK_BYTES` of (H, 2L) buffer, at least 1, at most B."""
-    return max(1, min(batch, CHUNK_BYTES // (h * n_fft * itemsize)))
+def _chunk(a: torch.Tensor, h: int, n_fft: int) -> int:
+    """Sequences per chunk: :data:`CHUNK_BYTES` of (H, 2L) buffer on CPU, at least 1; the whole
+    batch elsewhere (a GPU's caching allocator has no page faults to save, and per-chunk
+    kernel launches would cost more than the buffers)."""
+    if a.device.type != "cpu":
+        return a.shape[0]
+    return max(1, min(a.shape[0], CHUNK_BYTES // (h * n_fft * a.element_size())))
 
 
 def _linear_t(a: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,

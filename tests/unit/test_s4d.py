@@ -142,7 +142,7 @@ def test_layer_gradients_equal_the_materialised_layer(bidirectional, with_linear
     in one chunk, in chunks of 1, and in chunks of 2 (the last one partial)."""
     if chunk is not None:  # bytes of `chunk` sequences' (H, 2L) float32 buffers
         monkeypatch.setattr(s4d, "CHUNK_BYTES", chunk * 8 * 400 * 4)
-        assert s4d._chunk(3, 8, 400, 4) == chunk
+        assert s4d._chunk(torch.zeros(3, 200, 8), 8, 400) == chunk
     torch.manual_seed(3)
     layer = S4D(d_model=8, d_state=16, bidirectional=bidirectional)
     linear = torch.nn.Linear(5, 8) if with_linear else None
