@@ -70,13 +70,23 @@ class GatedS4DBlock(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor):
         """``x`` (M, L, d), ``cond`` (M, 1, d_cond) -> (next input or None, skip, gate)."""
         # the S4D layer applies ``expand`` itself and recomputes its output in the backward
-        # pass rather than keeping it (B x L x 2d floats per block)
-        h = self.ssm(self.norm(x) + self.cond(cond), linear=self.expand)
-        gate, filt = h.chunk(2, dim=-1)
-        gate = torch.sigmoid(gate)
-        inter = gate * torch.tanh(filt)
-        nxt = None if self.residual is None else self.residual(inter) + x
-        return nxt, self.skip(inter), gate
+        # pass rather than keeping it (B x L x 2d floats per block). The gating runs in the
+        # convolution's (M, 2d, L) layout, where both halves are contiguous; the projections
+        # read ``inter`` transposed (a GEMM operand, no copy).
+        h = self.ssm.forward_channels_first(self.norm(x) + self.cond(cond), linear=self.expand)
+        gate = torch.sigmoid(h[:, :self.skip.in_features])
+        inter = (gate * torch.tanh(h[:, self.skip.in_features:])).transpose(1, 2)
+        nxt = None if self.residual is None else _project(inter, self.residual, x)
+        return nxt, _project(inter, self.skip), gate.transpose(1, 2)
+
+
+def _project(v: torch.Tensor, linear: nn.Linear, add: torch.Tensor | None = None):
+    """linear(v) (+ add) for a transposed view v (M, L, d) as one batched GEMM that reads v
+    in place (``F.linear`` would copy it to contiguous first)."""
+    w = linear.weight.t().expand(v.shape[0], -1, -1)
+    if add is None:
+        return torch.baddbmm(linear.bias.expand(*v.shape[:2], -1), v, w)
+    return torch.baddbmm(add, v, w).add_(linear.bias)
 
 
 class DiffusionDenoiser(ContractMixin, nn.Module):

@@ -19,7 +19,10 @@ the Vandermonde product through l = q j + m (q ~ sqrt(L)) into one batched matri
 whose intermediates are small, so nothing of size (H, n, L) exists, and :class:`LinearFFTConv`
 is an autograd Function with a hand-written backward pass that keeps the input, not its
 spectrum, and recomputes the input's spectrum (it keeps the kernel's spectrum, which is no
-larger than the kernel).
+larger than the kernel). On CPU it goes through the batch a few sequences at a time, through
+zero-padded buffers it fills in place: a (B, H, 2L) temporary would be a fresh allocation,
+page-faulted on first touch, and would raise the peak. Keeping the input's spectrum instead
+of recomputing it was measured and does not pay: +63 MB kept per block, no faster.
 Works for any sequence length: the kernel is computed for the length it is given.
 """
 from __future__ import annotations
@@ -226,6 +229,12 @@ class S4D(nn.Module):
     def forward(self, x: torch.Tensor, linear: nn.Linear | None = None) -> torch.Tensor:
         """``x`` (B, L, H) -> (B, L, H). With ``linear``, ``x`` is that Linear's input and the
         layer convolves ``linear(x)``, which the backward pass recomputes instead of keeping."""
+        return self.forward_channels_first(x, linear).transpose(1, 2)
+
+    def forward_channels_first(self, x: torch.Tensor,
+                               linear: nn.Linear | None = None) -> torch.Tensor:
+        """As :meth:`forward` but returns (B, H, L), the layout the convolution computes in:
+        a caller that continues channel-wise (gating) avoids a transposed copy each way."""
         length = x.shape[1]
         k = self.kernel(length)
         if self.bidirectional:  # lag j of the backward kernel sits at position 2L-1-j
@@ -233,7 +242,7 @@ class S4D(nn.Module):
         else:
             k = torch.cat([k[0], k.new_zeros(k.shape[1], length)], dim=-1)
         weight, bias = (None, None) if linear is None else (linear.weight, linear.bias)
-        return LinearFFTConv.apply(x, weight, bias, k, self.d).transpose(1, 2)
+        return LinearFFTConv.apply(x, weight, bias, k, self.d)
 
 
 __all__ = ["LinearFFTConv", "S4D", "VandermondeKernel", "vandermonde_kernel"]

@@ -164,3 +164,14 @@ def test_layer_gradients_equal_the_materialised_layer(bidirectional, with_linear
         grads.append([y.detach(), x.grad.clone()] + [p.grad.clone() for p in params])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+
+
+def test_channels_first_forward_is_forward_transposed():
+    """The block's entry point returns the same values, in (B, H, L), contiguous."""
+    torch.manual_seed(4)
+    layer, linear = S4D(d_model=6, d_state=4), torch.nn.Linear(3, 6)
+    x = torch.randn(2, 30, 3)
+    with torch.no_grad():
+        cf = layer.forward_channels_first(x, linear)
+        torch.testing.assert_close(cf.transpose(1, 2), layer(x, linear))
+    assert cf.shape == (2, 6, 30) and cf.is_contiguous()
