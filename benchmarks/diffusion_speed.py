@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from prep import _median, _peak_rss_mb, _run, _write_section  # this folder's helpers
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -39,15 +39,25 @@ REFERENCE_KW = dict(in_channels=1, d_model=128, d_state=128, n_layer=20, n_ssm=N
                     self_gated=False)
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _reference(original_dir: Path, layers: int = 20):
-    sys.path[:0] = [str(original_dir), str(original_dir / "deps")]
+    """The original's Wavenet at the published width with ``layers`` blocks (the one place
+    the reference is built: initial weights, its timed runs and ``--saved``)."""
+    for path in (str(original_dir / "deps"), str(original_dir)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
     from model.diffusion_model import Wavenet  # the original's own module, unmodified
 
     return Wavenet(**{**REFERENCE_KW, "n_layer": layers})
+
+
+def _brainfm(state: dict):
+    """brainfm's denoiser holding the reference's weights ``state`` (channel-index table)."""
+    from brainfm.models.diffusion_denoiser import DiffusionDenoiser
+    from brainfm.models.eegdm_import import convert_eegdm_state_dict, eegdm_config
+
+    model = DiffusionDenoiser(**eegdm_config(state))
+    model.load_state_dict(convert_eegdm_state_dict(state))
+    return model
 
 
 def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
@@ -65,11 +75,7 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
         model.load_state_dict(state)
         forward = lambda x, t, c: model(x[:, None], t[:, None], c[:, None])[:, 0]  # noqa: E731
     else:
-        from brainfm.models.diffusion_denoiser import DiffusionDenoiser
-        from brainfm.models.eegdm_import import convert_eegdm_state_dict, eegdm_config
-
-        model = DiffusionDenoiser(**eegdm_config(state))
-        model.load_state_dict(convert_eegdm_state_dict(state))
+        model = _brainfm(state)
         forward = model.denoise
     del state
     n_params = sum(p.numel() for p in model.parameters())
@@ -79,7 +85,7 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
     x, target = (torch.randn(BATCH, LENGTH, generator=g).to(device) for _ in range(2))
     t = torch.randint(0, 50, (BATCH,), generator=g).to(device)
     channel = torch.randint(0, 22, (BATCH,), generator=g).to(device)
-    rss_setup = _rss_mb()
+    rss_setup = _peak_rss_mb()
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
@@ -104,7 +110,7 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
     return {"impl": impl, "device": device, **gpu,
             "samples_per_s": steps * BATCH / seconds, "step_s": seconds / steps,
             "samples_per_cpu_s": steps * BATCH / cpu,
-            "peak_mb": _rss_mb(), "setup_rss_mb": rss_setup, "losses": losses,
+            "peak_mb": _peak_rss_mb(), "setup_rss_mb": rss_setup, "losses": losses,
             "n_params": n_params, "threads": threads, "layers": layers,
             "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")}
 
@@ -116,22 +122,14 @@ def saved_per_block(original_dir: Path, n_layers: int = 2) -> dict:
     import torch
 
     torch.manual_seed(0)
-    from brainfm.models.diffusion_denoiser import DiffusionDenoiser
-    from brainfm.models.eegdm_import import convert_eegdm_state_dict, eegdm_config
-
     g = torch.Generator().manual_seed(1)
     x = torch.randn(BATCH, LENGTH, generator=g)
     t = torch.randint(0, 50, (BATCH,), generator=g)
     c = torch.randint(0, 22, (BATCH,), generator=g)
     out = {}
     for layers in (1, n_layers):
-        sys.path[:0] = [str(original_dir), str(original_dir / "deps")]
-        from model.diffusion_model import Wavenet
-
-        ref = Wavenet(**{**REFERENCE_KW, "n_layer": layers})
-        state = ref.state_dict()
-        ours = DiffusionDenoiser(**eegdm_config(state))
-        ours.load_state_dict(convert_eegdm_state_dict(state))
+        ref = _reference(original_dir, layers)
+        ours = _brainfm(ref.state_dict())
         for name, fn in (("original", lambda: ref(x[:, None], t[:, None], c[:, None])),
                          ("brainfm", lambda: ours.denoise(x, t, c))):
             kept: dict[int, int] = {}
@@ -146,15 +144,12 @@ def saved_per_block(original_dir: Path, n_layers: int = 2) -> dict:
     return {name: (v[n_layers] - v[1]) / (n_layers - 1) for name, v in out.items()}
 
 
-def _run(impl: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", impl, "--steps", str(args.steps), "--warmup",
-           str(args.warmup), "--threads", str(args.threads), "--original-dir",
-           str(args.original_dir), "--init", str(args.init), "--layers", str(args.layers),
-           "--device", args.device]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-    if out.returncode:
-        raise RuntimeError(f"{impl} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+def _run_child(impl: str, args) -> dict:
+    """One fresh process for ``impl`` (prep's runner: same environment, JSON last line)."""
+    result = _run([sys.executable, __file__, "--child", impl, "--steps", str(args.steps),
+                   "--warmup", str(args.warmup), "--threads", str(args.threads),
+                   "--original-dir", str(args.original_dir), "--init", str(args.init),
+                   "--layers", str(args.layers), "--device", args.device])
     print(json.dumps(result), flush=True)
     return result
 
@@ -187,12 +182,12 @@ def main(argv=None) -> int:
     if not (args.original_dir / "model" / "diffusion_model.py").exists():
         raise SystemExit(f"the original EEGDM code is not at {args.original_dir}/model: put "
                          "github.com/jhpuah/EEGDM's model/ folder (commit 976a5f4) there")
-    _run("init", args)
+    _run_child("init", args)
     impls = args.impls.split(",")
     runs: dict[str, list] = {i: [] for i in impls}
     for _ in range(args.repeats):  # interleaved
         for impl in impls:
-            runs[impl].append(_run(impl, args))
+            runs[impl].append(_run_child(impl, args))
     text = render(runs, args)
     print(text)
     (HERE / "results").mkdir(exist_ok=True)
@@ -200,8 +195,6 @@ def main(argv=None) -> int:
      ).write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
     if args.write:
-        from prep import _write_section
-
         _write_section(ROOT / "docs" / "performance.md", "diffusion-cpu", text)
     return 0
 
@@ -231,7 +224,7 @@ def render(runs: dict, args) -> str:
         lines += ["", "Peak GPU memory allocated over the timed steps, MB: " + "; ".join(
             f"{impl} {mmm(impl, 'peak_gpu_mb', '{:.0f}')}" for impl in runs)]
     if "original" in runs and "brainfm" in runs:
-        med = {i: {k: statistics.median(r[k] for r in runs[i]) for k in
+        med = {i: {k: _median(runs[i], k) for k in
                    ("samples_per_s", "samples_per_cpu_s", "peak_mb", "setup_rss_mb")}
                for i in runs}
         o, b = med["original"], med["brainfm"]
