@@ -70,23 +70,61 @@ class GatedS4DBlock(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor):
         """``x`` (M, L, d), ``cond`` (M, 1, d_cond) -> (next input or None, skip, gate)."""
         # the S4D layer applies ``expand`` itself and recomputes its output in the backward
-        # pass rather than keeping it (B x L x 2d floats per block). The gating runs in the
-        # convolution's (M, 2d, L) layout, where both halves are contiguous; the projections
-        # read ``inter`` transposed (a GEMM operand, no copy).
+        # pass rather than keeping it (B x L x 2d floats per block). Gating and the two
+        # projections are one Function on the convolution's (M, 2d, L) output.
         h = self.ssm.forward_channels_first(self.norm(x) + self.cond(cond), linear=self.expand)
-        gate = torch.sigmoid(h[:, :self.skip.in_features])
-        inter = (gate * torch.tanh(h[:, self.skip.in_features:])).transpose(1, 2)
-        nxt = None if self.residual is None else _project(inter, self.residual, x)
-        return nxt, _project(inter, self.skip), gate.transpose(1, 2)
+        w_r, b_r = (None, None) if self.residual is None else (self.residual.weight,
+                                                                self.residual.bias)
+        nxt, skip, gate = GateProject.apply(h, x, w_r, b_r, self.skip.weight, self.skip.bias)
+        return nxt, skip, gate.transpose(1, 2)
 
 
-def _project(v: torch.Tensor, linear: nn.Linear, add: torch.Tensor | None = None):
-    """linear(v) (+ add) for a transposed view v (M, L, d) as one batched GEMM that reads v
-    in place (``F.linear`` would copy it to contiguous first)."""
-    w = linear.weight.t().expand(v.shape[0], -1, -1)
-    if add is None:
-        return torch.baddbmm(linear.bias.expand(*v.shape[:2], -1), v, w)
-    return torch.baddbmm(add, v, w).add_(linear.bias)
+class GateProject(torch.autograd.Function):
+    """inter = sigmoid(h[:, :d]) * tanh(h[:, d:]) for h (M, 2d, L), then
+    nxt = inter^T W_r^T + b_r + x and skip = inter^T W_s^T + b_s, both (M, L, d); also
+    returns the gate (M, d, L), not differentiable (read under no_grad for latents).
+
+    Keeps the gate and tanh halves (what their derivatives need) but not ``inter``, which the
+    backward pass recomputes with one product: 16 MB less per block at batch 32 x 1000 x 128
+    than plain autograd, which keeps inter for the projections' weight gradients. The
+    projections read inter transposed as a GEMM operand (no contiguous copy). Without W_r
+    (the last block) ``nxt`` is None.
+    """
+
+    @staticmethod
+    def forward(ctx, h, x, w_r, b_r, w_s, b_s):
+        d = w_s.shape[1]
+        gate, tanh = torch.sigmoid(h[:, :d]), torch.tanh(h[:, d:])
+        inter_t = (gate * tanh).transpose(1, 2)                           # (M, L, d)
+        ctx.save_for_backward(gate, tanh, w_r, w_s)
+        ctx.mark_non_differentiable(gate)
+        ctx.set_materialize_grads(False)  # no zero-filled gradients for gate or unused outputs
+        skip = torch.baddbmm(b_s.expand(*inter_t.shape[:2], -1), inter_t,
+                             w_s.t().expand(h.shape[0], -1, -1))
+        nxt = None if w_r is None else torch.baddbmm(
+            x, inter_t, w_r.t().expand(h.shape[0], -1, -1)).add_(b_r)
+        return nxt, skip, gate
+
+    @staticmethod
+    def backward(ctx, g_nxt, g_skip, _):
+        gate, tanh, w_r, w_s = ctx.saved_tensors
+        inter_t = (gate * tanh).transpose(1, 2)                           # recomputed
+        batch, d = gate.shape[:2]
+        g_inter = d_ws = d_bs = d_wr = d_br = None
+        if g_skip is not None:
+            g_inter = torch.bmm(g_skip, w_s.expand(batch, -1, -1))        # (M, L, d)
+            d_ws, d_bs = torch.bmm(g_skip.transpose(1, 2), inter_t).sum(0), g_skip.sum((0, 1))
+        if g_nxt is not None and w_r is not None:
+            w_b = w_r.expand(batch, -1, -1)
+            g_inter = torch.bmm(g_nxt, w_b) if g_inter is None else g_inter.baddbmm_(g_nxt, w_b)
+            d_wr, d_br = torch.bmm(g_nxt.transpose(1, 2), inter_t).sum(0), g_nxt.sum((0, 1))
+        d_h = None
+        if g_inter is not None:
+            g_inter = g_inter.transpose(1, 2)                             # (M, d, L)
+            d_h = gate.new_empty(batch, 2 * d, gate.shape[2])
+            torch.mul(g_inter, tanh, out=d_h[:, :d]).mul_(gate).mul_(1 - gate)   # sigmoid'
+            torch.mul(g_inter, gate, out=d_h[:, d:]).mul_(1 - tanh * tanh)       # tanh'
+        return d_h, (None if w_r is None else g_nxt), d_wr, d_br, d_ws, d_bs
 
 
 class DiffusionDenoiser(ContractMixin, nn.Module):
@@ -207,4 +245,5 @@ class DiffusionDenoiser(ContractMixin, nn.Module):
         return sensors.to(torch.float32)
 
 
-__all__ = ["DiffusionDenoiser", "GatedS4DBlock", "SensorCode", "timestep_embedding"]
+__all__ = ["DiffusionDenoiser", "GateProject", "GatedS4DBlock", "SensorCode",
+           "timestep_embedding"]
