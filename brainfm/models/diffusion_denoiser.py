@@ -69,10 +69,12 @@ class GatedS4DBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor):
         """``x`` (M, L, d), ``cond`` (M, 1, d_cond) -> (next input or None, skip, gate)."""
-        # the S4D layer applies ``expand`` itself and recomputes its output in the backward
-        # pass rather than keeping it (B x L x 2d floats per block). Gating and the two
+        # the S4D layer applies norm, conditioning and ``expand`` itself and recomputes their
+        # outputs in the backward pass rather than keeping them (B x L x 3d floats per
+        # block; it keeps only x). Gating and the two
         # projections are one Function on the convolution's (M, 2d, L) output.
-        h = self.ssm.forward_channels_first(self.norm(x) + self.cond(cond), linear=self.expand)
+        h = self.ssm.forward_channels_first(x, self.expand, norm=self.norm,
+                                            shift=self.cond(cond))
         w_r, b_r = (None, None) if self.residual is None else (self.residual.weight,
                                                                 self.residual.bias)
         nxt, skip, gate = GateProject.apply(h, x, w_r, b_r, self.skip.weight, self.skip.bias)

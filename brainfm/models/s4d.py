@@ -122,50 +122,97 @@ class LinearFFTConv(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
     def forward(ctx, a, weight, bias, k, d):
-        (batch, length), (h, n_fft) = a.shape[:2], k.shape
         k_f = torch.fft.rfft(k)
         ctx.save_for_backward(a, weight, bias, k_f, d)
-        out = a.new_empty(batch, h, length)
-        step = _chunk(a, h, n_fft)
-        pad = a.new_zeros(step, h, n_fft)          # [u, 0]: the second half stays zero
-        for s in range(0, batch, step):
-            c = min(step, batch - s)
-            u = _linear_t(a[s:s + c], weight, bias, out=pad[:c, :, :length])
-            y = torch.fft.irfft(torch.fft.rfft(pad[:c]).mul_(k_f), n=n_fft)
-            torch.addcmul(y[:, :, :length], u, d[:, None], out=out[s:s + c])
-        return out
+        return _conv_forward(a, weight, bias, k_f, d)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad):
-        a, weight, bias, k_f, d = ctx.saved_tensors
-        (batch, length), h, n_fft = a.shape[:2], k_f.shape[0], 2 * (k_f.shape[-1] - 1)
-        k_f_conj = k_f.conj().resolve_conj()
-        step = _chunk(a, h, n_fft)
-        g_pad, u_pad = a.new_zeros(step, h, n_fft), a.new_zeros(step, h, n_fft)
-        cross = k_f.new_zeros(k_f.shape)                                  # sum_b conj(u^) G^
-        d_a = torch.empty_like(a)
-        d_w = None if weight is None else torch.zeros_like(weight)
-        d_bias = None if bias is None else torch.zeros_like(bias)
-        for s in range(0, batch, step):
-            c = min(step, batch - s)
-            g = grad[s:s + c]
-            g_pad[:c, :, :length] = g
-            g_f = torch.fft.rfft(g_pad[:c])
-            _linear_t(a[s:s + c], weight, bias, out=u_pad[:c, :, :length])
-            u_f = torch.fft.rfft(u_pad[:c]).conj_physical_()
-            cross += torch.einsum("bhf,bhf->hf", u_f, g_f)
-            d_u = torch.fft.irfft(g_f.mul_(k_f_conj), n=n_fft)[:, :, :length]
-            d_u.addcmul_(g, d[:, None])                                   # (c, H, L)
-            if weight is None:
-                d_a[s:s + c] = d_u.transpose(1, 2)
-                continue
-            torch.bmm(d_u.transpose(1, 2), weight.expand(c, -1, -1), out=d_a[s:s + c])
-            d_w += torch.bmm(d_u, a[s:s + c]).sum(0)
-            if d_bias is not None:
-                d_bias += d_u.sum((0, 2))
-        d_k = torch.fft.irfft(cross, n=n_fft)
-        return d_a, d_w, d_bias, d_k, d_k[:, 0].clone()
+        return _conv_backward(grad, *ctx.saved_tensors)
+
+
+class NormLinearFFTConv(torch.autograd.Function):
+    """:class:`LinearFFTConv` of a = LayerNorm(x) + shift, for x (B, L, I), the LayerNorm's
+    weight and bias (I,), and ``shift`` broadcast to a (the block's conditioning, (B, 1, I)).
+
+    Keeps x and not a: the LayerNorm before it keeps x anyway, so this saves one (B, L, I)
+    array per block (16 MB at the published size) for recomputing a, one layer norm, in the
+    backward pass.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    def forward(ctx, x, ln_weight, ln_bias, shift, weight, bias, k, d, eps: float):
+        k_f = torch.fft.rfft(k)
+        ctx.eps = eps
+        ctx.save_for_backward(x, ln_weight, ln_bias, shift, weight, bias, k_f, d)
+        a = _shifted_norm(x, ln_weight, ln_bias, shift, eps)[0]
+        return _conv_forward(a, weight, bias, k_f, d)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad):
+        x, ln_weight, ln_bias, shift, weight, bias, k_f, d = ctx.saved_tensors
+        a, mean, rstd = _shifted_norm(x, ln_weight, ln_bias, shift, ctx.eps)
+        d_a, d_w, d_bias, d_k, d_d = _conv_backward(grad, a, weight, bias, k_f, d)
+        del a
+        d_x, d_lnw, d_lnb = torch.ops.aten.native_layer_norm_backward(
+            d_a, x, x.shape[-1:], mean, rstd, ln_weight, ln_bias,
+            [True, ln_weight is not None, ln_bias is not None])
+        d_shift = None if shift is None else d_a.sum_to_size(shift.shape)
+        return d_x, d_lnw, d_lnb, d_shift, d_w, d_bias, d_k, d_d, None
+
+
+def _shifted_norm(x, ln_weight, ln_bias, shift, eps):
+    """(LayerNorm(x) + shift, mean, rstd), the statistics as the LayerNorm backward wants."""
+    a, mean, rstd = torch.native_layer_norm(x, x.shape[-1:], ln_weight, ln_bias, eps)
+    return (a if shift is None else a.add_(shift)), mean, rstd
+
+
+def _conv_forward(a, weight, bias, k_f, d):
+    """The forward pass of :class:`LinearFFTConv`, the batch chunk by chunk."""
+    (batch, length), h, n_fft = a.shape[:2], k_f.shape[0], 2 * (k_f.shape[-1] - 1)
+    out = a.new_empty(batch, h, length)
+    step = _chunk(a, h, n_fft)
+    pad = a.new_zeros(step, h, n_fft)          # [u, 0]: the second half stays zero
+    for s in range(0, batch, step):
+        c = min(step, batch - s)
+        u = _linear_t(a[s:s + c], weight, bias, out=pad[:c, :, :length])
+        y = torch.fft.irfft(torch.fft.rfft(pad[:c]).mul_(k_f), n=n_fft)
+        torch.addcmul(y[:, :, :length], u, d[:, None], out=out[s:s + c])
+    return out
+
+
+def _conv_backward(grad, a, weight, bias, k_f, d):
+    """Gradients (a, W, b, k, d) of :class:`LinearFFTConv`, the batch chunk by chunk."""
+    (batch, length), h, n_fft = a.shape[:2], k_f.shape[0], 2 * (k_f.shape[-1] - 1)
+    k_f_conj = k_f.conj().resolve_conj()
+    step = _chunk(a, h, n_fft)
+    g_pad, u_pad = a.new_zeros(step, h, n_fft), a.new_zeros(step, h, n_fft)
+    cross = k_f.new_zeros(k_f.shape)                                      # sum_b conj(u^) G^
+    d_a = torch.empty_like(a)
+    d_w = None if weight is None else torch.zeros_like(weight)
+    d_bias = None if bias is None else torch.zeros_like(bias)
+    for s in range(0, batch, step):
+        c = min(step, batch - s)
+        g = grad[s:s + c]
+        g_pad[:c, :, :length] = g
+        g_f = torch.fft.rfft(g_pad[:c])
+        _linear_t(a[s:s + c], weight, bias, out=u_pad[:c, :, :length])
+        u_f = torch.fft.rfft(u_pad[:c]).conj_physical_()
+        cross += torch.einsum("bhf,bhf->hf", u_f, g_f)
+        d_u = torch.fft.irfft(g_f.mul_(k_f_conj), n=n_fft)[:, :, :length]
+        d_u.addcmul_(g, d[:, None])                                       # (c, H, L)
+        if weight is None:
+            d_a[s:s + c] = d_u.transpose(1, 2)
+            continue
+        torch.bmm(d_u.transpose(1, 2), weight.expand(c, -1, -1), out=d_a[s:s + c])
+        d_w += torch.bmm(d_u, a[s:s + c]).sum(0)
+        if d_bias is not None:
+            d_bias += d_u.sum((0, 2))
+    d_k = torch.fft.irfft(cross, n=n_fft)
+    return d_a, d_w, d_bias, d_k, d_k[:, 0].clone()
 
 
 def _chunk(a: torch.Tensor, h: int, n_fft: int) -> int:
@@ -231,10 +278,13 @@ class S4D(nn.Module):
         layer convolves ``linear(x)``, which the backward pass recomputes instead of keeping."""
         return self.forward_channels_first(x, linear).transpose(1, 2)
 
-    def forward_channels_first(self, x: torch.Tensor,
-                               linear: nn.Linear | None = None) -> torch.Tensor:
+    def forward_channels_first(self, x: torch.Tensor, linear: nn.Linear | None = None,
+                               norm: nn.LayerNorm | None = None,
+                               shift: torch.Tensor | None = None) -> torch.Tensor:
         """As :meth:`forward` but returns (B, H, L), the layout the convolution computes in:
-        a caller that continues channel-wise (gating) avoids a transposed copy each way."""
+        a caller that continues channel-wise (gating) avoids a transposed copy each way.
+        With ``norm``, the layer convolves linear(norm(x) + shift) and keeps x, not the
+        normalised input (see :class:`NormLinearFFTConv`)."""
         length = x.shape[1]
         k = self.kernel(length)
         if self.bidirectional:  # lag j of the backward kernel sits at position 2L-1-j
@@ -242,7 +292,16 @@ class S4D(nn.Module):
         else:
             k = torch.cat([k[0], k.new_zeros(k.shape[1], length)], dim=-1)
         weight, bias = (None, None) if linear is None else (linear.weight, linear.bias)
+        if norm is not None:
+            if tuple(norm.normalized_shape) != (x.shape[-1],):
+                raise ValueError(f"S4D's norm must normalise the last dim ({x.shape[-1]}); "
+                                 f"got normalized_shape={tuple(norm.normalized_shape)}")
+            return NormLinearFFTConv.apply(x, norm.weight, norm.bias, shift, weight, bias, k,
+                                           self.d, norm.eps)
+        if shift is not None:
+            x = x + shift
         return LinearFFTConv.apply(x, weight, bias, k, self.d)
 
 
-__all__ = ["LinearFFTConv", "S4D", "VandermondeKernel", "vandermonde_kernel"]
+__all__ = ["LinearFFTConv", "NormLinearFFTConv", "S4D", "VandermondeKernel",
+           "vandermonde_kernel"]

@@ -175,3 +175,28 @@ def test_channels_first_forward_is_forward_transposed():
         cf = layer.forward_channels_first(x, linear)
         torch.testing.assert_close(cf.transpose(1, 2), layer(x, linear))
     assert cf.shape == (2, 6, 30) and cf.is_contiguous()
+
+
+@pytest.mark.parametrize("variant", ["linear_and_shift", "linear", "no_linear"])
+def test_norm_linear_fft_conv_gradcheck(variant):
+    """The LayerNorm-fused convolution (keeps x, recomputes LayerNorm(x) + shift in the
+    backward pass): float64 finite differences for x, the norm's weight and bias, the shift,
+    the Linear and the kernel."""
+    g = torch.Generator().manual_seed(2)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    n_in = 4 if variant == "no_linear" else 3
+    x, ln_w, ln_b = rand(2, 7, n_in), rand(n_in), rand(n_in)
+    shift = rand(2, 1, n_in) if variant == "linear_and_shift" else None
+    w, b = (None, None) if variant == "no_linear" else (rand(4, 3), rand(4))
+    k, d = rand(4, 14), rand(4)
+    assert torch.autograd.gradcheck(
+        lambda *args: s4d.NormLinearFFTConv.apply(*args, 1e-5),
+        (x, ln_w, ln_b, shift, w, b, k, d))
+
+
+def test_norm_must_normalise_the_last_dim():
+    layer, x = S4D(d_model=4, d_state=4), torch.randn(1, 10, 3)
+    with pytest.raises(ValueError, match="normalized_shape=.10, 3."):
+        layer.forward_channels_first(x, torch.nn.Linear(3, 4), norm=torch.nn.LayerNorm([10, 3]))
