@@ -90,10 +90,12 @@ class GateProject(torch.autograd.Function):
     backward pass recomputes with one product: 16 MB less per block at batch 32 x 1000 x 128
     than plain autograd, which keeps inter for the projections' weight gradients. The
     projections read inter transposed as a GEMM operand (no contiguous copy). Without W_r
-    (the last block) ``nxt`` is None.
+    (the last block) ``nxt`` is None. Under CUDA autocast it runs in float32, as the
+    convolution before it does, so its hand-written backward sees one dtype.
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
     def forward(ctx, h, x, w_r, b_r, w_s, b_s):
         d = w_s.shape[1]
         gate, tanh = torch.sigmoid(h[:, :d]), torch.tanh(h[:, d:])
@@ -108,6 +110,7 @@ class GateProject(torch.autograd.Function):
         return nxt, skip, gate
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, g_nxt, g_skip, _):
         gate, tanh, w_r, w_s = ctx.saved_tensors
         inter_t = (gate * tanh).transpose(1, 2)                           # recomputed
