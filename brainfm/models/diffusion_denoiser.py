@@ -71,8 +71,8 @@ class GatedS4DBlock(nn.Module):
         """``x`` (M, L, d), ``cond`` (M, 1, d_cond) -> (next input or None, skip, gate)."""
         # the S4D layer applies norm, conditioning and ``expand`` itself and recomputes their
         # outputs in the backward pass rather than keeping them (B x L x 3d floats per
-        # block; it keeps only x). Gating and the two
-        # projections are one Function on the convolution's (M, 2d, L) output.
+        # block; it keeps only x). Gating and the two projections are one Function on the
+        # convolution's (M, 2d, L) output (GateProject).
         h = self.ssm.forward_channels_first(x, self.expand, norm=self.norm,
                                             shift=self.cond(cond))
         w_r, b_r = (None, None) if self.residual is None else (self.residual.weight,
