@@ -84,7 +84,8 @@ class GatedS4DBlock(nn.Module):
 class GateProject(torch.autograd.Function):
     """inter = sigmoid(h[:, :d]) * tanh(h[:, d:]) for h (M, 2d, L), then
     nxt = inter^T W_r^T + b_r + x and skip = inter^T W_s^T + b_s, both (M, L, d); also
-    returns the gate (M, d, L), not differentiable (read under no_grad for latents).
+    returns the gate (M, d, L) (the latents read it; gradients through it are kept, so a
+    loss on the latents can train the backbone).
 
     Keeps the gate and tanh halves (what their derivatives need) but not ``inter``, which the
     backward pass recomputes with one product: 16 MB less per block at batch 32 x 1000 x 128
@@ -101,8 +102,7 @@ class GateProject(torch.autograd.Function):
         gate, tanh = torch.sigmoid(h[:, :d]), torch.tanh(h[:, d:])
         inter_t = (gate * tanh).transpose(1, 2)                           # (M, L, d)
         ctx.save_for_backward(gate, tanh, w_r, w_s)
-        ctx.mark_non_differentiable(gate)
-        ctx.set_materialize_grads(False)  # no zero-filled gradients for gate or unused outputs
+        ctx.set_materialize_grads(False)  # no zero-filled gradients for unused outputs
         skip = torch.baddbmm(b_s.expand(*inter_t.shape[:2], -1), inter_t,
                              w_s.t().expand(h.shape[0], -1, -1))
         nxt = None if w_r is None else torch.baddbmm(
@@ -111,7 +111,7 @@ class GateProject(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx, g_nxt, g_skip, _):
+    def backward(ctx, g_nxt, g_skip, g_gate):
         gate, tanh, w_r, w_s = ctx.saved_tensors
         inter_t = (gate * tanh).transpose(1, 2)                           # recomputed
         batch, d = gate.shape[:2]
@@ -123,12 +123,20 @@ class GateProject(torch.autograd.Function):
             w_b = w_r.expand(batch, -1, -1)
             g_inter = torch.bmm(g_nxt, w_b) if g_inter is None else g_inter.baddbmm_(g_nxt, w_b)
             d_wr, d_br = torch.bmm(g_nxt.transpose(1, 2), inter_t).sum(0), g_nxt.sum((0, 1))
-        d_h = None
+        if g_inter is None and g_gate is None:
+            return None, None, d_wr, d_br, d_ws, d_bs
+        d_h = gate.new_empty(batch, 2 * d, gate.shape[2])
+        top, bottom = d_h[:, :d], d_h[:, d:]
         if g_inter is not None:
             g_inter = g_inter.transpose(1, 2)                             # (M, d, L)
-            d_h = gate.new_empty(batch, 2 * d, gate.shape[2])
-            torch.mul(g_inter, tanh, out=d_h[:, :d]).mul_(gate).mul_(1 - gate)   # sigmoid'
-            torch.mul(g_inter, gate, out=d_h[:, d:]).mul_(1 - tanh * tanh)       # tanh'
+            torch.mul(g_inter, tanh, out=top)
+            torch.mul(g_inter, gate, out=bottom).mul_(1 - tanh * tanh)    # tanh'
+            if g_gate is not None:
+                top.add_(g_gate)
+        else:
+            top.copy_(g_gate)
+            bottom.zero_()
+        top.mul_(gate).mul_(1 - gate)                                     # sigmoid'
         return d_h, (None if w_r is None else g_nxt), d_wr, d_br, d_ws, d_bs
 
 

@@ -30,11 +30,11 @@ def test_block_equals_plain_linear_layers(is_last):
     results = []
     for fn in (block, lambda a, c: _plain(block, a, c)):
         nxt, skip, gate = fn(x, cond)
-        loss = skip.square().sum() + (0 if nxt is None else nxt.square().sum())
+        loss = skip.square().sum() + (0 if nxt is None else nxt.square().sum()) \
+            + gate.square().sum()  # a loss on the latents trains the backbone too
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         results.append([skip, gate] + ([] if nxt is None else [nxt]) + list(grads))
     assert results[0][1].shape == (3, 50, 8)                          # gate (M, L, d)
-    assert not results[0][1].requires_grad                            # read for latents only
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
 
@@ -54,3 +54,7 @@ def test_gate_project_gradcheck():
                                     (h, x, w_r, b_r, w_s, b_s))
     assert torch.autograd.gradcheck(lambda h_, w, b: GateProject.apply(h_, x, None, None, w, b)[1],
                                     (h, w_s, b_s))
+    # the gate is an output too (the latents): gradients through it, alone or with the others
+    assert torch.autograd.gradcheck(lambda *a: GateProject.apply(*a), (h, x, w_r, b_r, w_s, b_s))
+    assert torch.autograd.gradcheck(lambda h_: GateProject.apply(h_, x, w_r, b_r, w_s, b_s)[2],
+                                    (h,))
