@@ -37,7 +37,6 @@ and prints Markdown tables. ``--device cuda`` runs the networks on a GPU.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import re
 from pathlib import Path
@@ -113,17 +112,12 @@ def nets_from_checkpoint(path: Path, model_cfg: dict) -> dict[str, torch.nn.Modu
     return nets
 
 
-def _run_nets(run: Path) -> dict[str, torch.nn.Module]:
-    """The run's exported raw weights (model.pt) and the EMA copy of its last checkpoint."""
-    model = from_pretrained(run / "model.pt").eval()
-    nets = {"model": model}
-    state = (_lightning_state(run / "checkpoints" / "last.ckpt")
-             if (run / "checkpoints" / "last.ckpt").exists() else None)
-    ema = _prefixed(state, "ema.") if state else {}
-    if ema:
-        nets["ema"] = copy.deepcopy(model)
-        nets["ema"].load_state_dict(ema)
-    return nets
+def _run_nets(run: Path, model_cfg: dict) -> dict[str, torch.nn.Module]:
+    """The raw and EMA weights of the run's last checkpoint; the exported raw weights
+    (model.pt) alone where there is no readable checkpoint."""
+    last = run / "checkpoints" / "last.ckpt"
+    nets = nets_from_checkpoint(last, model_cfg) if last.exists() else {}
+    return nets or {"model": from_pretrained(run / "model.pt").eval()}
 
 
 def snapshots(run: Path) -> list[tuple[int, Path]]:
@@ -133,7 +127,8 @@ def snapshots(run: Path) -> list[tuple[int, Path]]:
         found[int(re.search(r"step-(\d+)", path.name).group(1))] = path
     last = run / "checkpoints" / "last.ckpt"
     if last.exists():
-        step = torch.load(last, map_location="cpu", weights_only=True).get("global_step")
+        step = torch.load(last, map_location="cpu", weights_only=True,
+                          mmap=True).get("global_step")  # mapped: only the step is read
         if step is not None and int(step) not in found:
             found[int(step)] = last
     return sorted(found.items())
@@ -273,7 +268,7 @@ def main(argv=None) -> dict:
            "crop": args.crop, "device": args.device, "points": []}
     for step, path in points:
         nets = (nets_from_checkpoint(path, model_cfg) if path is not None
-                else _run_nets(args.run))
+                else _run_nets(args.run, model_cfg))
         point = {"step": step, "checkpoint": None if path is None else path.name,
                  "rows": held.denoising(nets)}
         print(f"\n## step {step}" if step is not None else "", flush=True)
