@@ -160,7 +160,9 @@ def bench_main() -> None:
         ensure_stores(list(dict.fromkeys([*cfg.datasets, *corpus])), Path(cfg.store_root),
                       cfg.data_root, inline=experiment.get("dataset_configs"))
         if pretrained:
-            ensure_pretrained(pretrained, cfg.datasets, cfg.store_root, cfg.data_root)
+            ensure_pretrained(pretrained, cfg.datasets, cfg.store_root, cfg.data_root,
+                              executor=experiment.get("executor"),
+                              folder=Path(cfg.report_dir) / "jobs")
         result = run_benchmark(experiment, cfg.store_root, cfg.results_dir,
                                progress=bool(cfg.progress), report_dir=cfg.report_dir)
         print(result["summary"])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from ..data.store import atomic_write_bytes
 from .protocols import LeakageError
 
 
@@ -46,12 +45,14 @@ def pretraining_corpus(spec: dict, dataset: str) -> list[str]:
     return corpus
 
 
-def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[str, str]:
-    """Pretrain what is missing; returns evaluated dataset -> checkpoint path."""
-    from ..configuration import compose_config
-    from ..pretrain_run import run_pretrain
+def ensure_pretrained(spec: dict, datasets, store_root, data_root=None,
+                      executor: dict | None = None, folder=None) -> dict[str, str]:
+    """Pretrain what is missing, once, before any benchmark cell (through ``executor``, a
+    ``conf/executor`` config, side by side where it runs jobs in parallel); returns evaluated
+    dataset -> checkpoint path."""
+    from .sweep import pretrain_sweep
 
-    paths = {}
+    paths, runs = {}, {}
     for dataset in datasets:
         path = Path(checkpoint_for(spec["path"], dataset))
         paths[dataset] = str(path)
@@ -66,8 +67,9 @@ def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[
             overrides.append(f"data_root={data_root}")
         print(f"brainfm-bench: pretraining {path} on {', '.join(corpus)} "
               f"(brainfm-pretrain {' '.join(overrides)})")
-        result = run_pretrain(compose_config(overrides, config_name="pretrain"))
-        atomic_write_bytes(path, Path(result["model_file"]).read_bytes())
+        runs[str(path)] = overrides
+    if runs:
+        pretrain_sweep(runs, executor, folder, progress=False)
     return paths
 
 

@@ -11,66 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ..checkpoint import read_model_file
-from ..data.groups import NO_SUBJECT, subject_groups
-from ..data.loading import WindowDataset
-from ..embed.core import check_store_contract
-from .metrics import classification_metrics
-from .pipelines import make_pipeline, uses_pretrained_weights
-from .pretrained import check_pretraining_disjoint, checkpoint_for
-from .protocols import make_protocol
+from .cells import plan_cells
+from .executor import ExecutorSettings, run_jobs
+from .jobs import cell_jobs
 from .report import markdown, plots
-from .results import ResultsStore, cell_key, file_digest
-from ..progress import progress_bar
-
-
-def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_classes,
-          per_subject: bool):
-    """Tidy records: per test subject (where the dataset has subjects), then the fold's pooled
-    scores (subject ``"__fold__"``)."""
-    out = []
-    units = [*np.unique(groups[pred.rows])] if per_subject else []
-    for group in [*units, "__fold__"]:
-        pick = (np.ones(len(pred.rows), bool) if group == "__fold__"
-                else groups[pred.rows] == group)
-        scores = classification_metrics(
-            y_true[pred.rows][pick], pred.y_pred[pick],
-            None if pred.y_score is None else pred.y_score[pick], n_classes=n_classes)
-        subject = group if group == "__fold__" else group.split("/", 1)[1]
-        out += [dict(dataset=dataset, pipeline=pipeline, protocol=protocol, fold=fold,
-                     subject=subject, seed=seed, metric=m, value=float(v))
-                for m, v in scores.items()]
-    return out
-
-
-def _pipeline_for(dataset: str, spec: dict) -> dict | None:
-    """The pipeline spec as it runs on ``dataset`` (None: the pipeline skips it).
-
-    ``datasets: [...]`` restricts a pipeline to some datasets (CCA to SSVEP, say); a
-    ``{dataset}`` in ``backbone.checkpoint`` becomes the evaluated dataset's name.
-    """
-    spec = dict(spec)
-    only = spec.pop("datasets", None)
-    if only is not None and dataset not in only:
-        return None
-    backbone = dict(spec.get("backbone") or {})
-    if backbone.get("checkpoint"):
-        backbone["checkpoint"] = checkpoint_for(backbone["checkpoint"], dataset)
-        spec["backbone"] = backbone
-    return spec
-
-
-def _dataset_folds(experiment: dict, dataset: str, store_root):
-    """(labelled windows of ``dataset``, its protocol spec, its folds)."""
-    windows = WindowDataset([Path(store_root) / dataset])
-    windows = windows.subset(np.flatnonzero(windows.table["label"].to_numpy() >= 0))
-    protocol_spec = experiment["protocols"].get(dataset) or experiment["protocols"]["default"]
-    kwargs = dict(protocol_spec)
-    protocol = make_protocol(kwargs.pop("name"), **kwargs)
-    folds = list(protocol.split(windows.table))[:experiment.get("max_folds") or None]
-    return windows, protocol_spec, folds
+from .results import ResultsStore
 
 
 def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
@@ -91,50 +36,17 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     report_dir.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out_dir)
     cache_dir = Path(experiment.get("cache_dir") or out_dir / "features")
-    computed = skipped = 0
-    keys = []
     t0 = time.perf_counter()
-    for dataset in experiment["datasets"]:
-        windows, protocol_spec, folds = _dataset_folds(experiment, dataset, store_root)
-        protocol_name = protocol_spec["name"]
-        n_classes = len(windows.stores[0].classes)
-        y_true = windows.table["label"].to_numpy()
-        groups = subject_groups(windows.table)
-        has_subjects = bool((windows.table["subject"].astype(str) != NO_SUBJECT).any())
-        for pname, raw_spec in experiment["pipelines"].items():
-            pipe_spec = _pipeline_for(dataset, raw_spec)
-            if pipe_spec is None:
-                continue
-            checkpoint = (pipe_spec.get("backbone") or {}).get("checkpoint")
-            weights = file_digest(checkpoint) if checkpoint else None
-            if checkpoint and uses_pretrained_weights(pipe_spec):
-                extra = read_model_file(checkpoint)[2]   # one read serves both checks
-                if not experiment.get("allow_pretraining_overlap"):
-                    check_pretraining_disjoint(checkpoint, dataset, windows.stores[0], extra)
-                check_store_contract(windows.stores[0], extra.get("contract") or {})
-            pipeline = make_pipeline(pipe_spec, cache_dir)
-            for seed in experiment.get("seeds", [0]):
-                bar = progress_bar(len(folds), f"{dataset} {pname} seed={seed}", progress,
-                                   unit="fold")
-                for split in folds:
-                    config = {"dataset": dataset, "store": windows.stores[0].meta["config_hash"],
-                              "pipeline": pname, "pipeline_spec": pipe_spec,
-                              "protocol": protocol_spec, "seed": seed, "fold": split.name,
-                              **({"checkpoint_sha1": weights} if weights else {})}
-                    key = cell_key(config)
-                    keys.append(key)
-                    if store.has(key):
-                        skipped += 1
-                    else:
-                        started = time.perf_counter()
-                        pred = pipeline.run_fold(windows, split, seed)
-                        pred.info["seconds"] = round(time.perf_counter() - started, 2)
-                        rows = _rows(dataset, pname, protocol_name, split.name, seed, groups,
-                                     y_true, pred, n_classes, per_subject=has_subjects)
-                        store.put(key, {**config, "info": pred.info}, rows)
-                        computed += 1
-                    bar.update(1)
-                bar.close()
+    cells = plan_cells(experiment, store_root, store)
+    keys = [cell.key for cell in cells]
+    missing = [cell for cell in cells if not store.has(cell.key)]
+    settings = ExecutorSettings.from_config(experiment.get("executor"))
+    jobs = cell_jobs(missing, settings.cells_per_job(len(missing)), store_root=store_root,
+                     results_dir=out_dir, cache_dir=cache_dir,
+                     threads=None if settings.name == "serial" else settings.threads_per_worker)
+    run_jobs(jobs, settings, settings.folder or report_dir / "jobs", progress=progress)
+    computed = sum(store.has(cell.key) for cell in missing)
+    skipped = len(cells) - len(missing)
     table, cells = store.frames(keys)
     table.to_csv(report_dir / "results.csv", index=False)
     text = markdown(table, cells)
