@@ -145,6 +145,7 @@ def bench_main() -> None:
         quiet_libraries()
         from omegaconf import OmegaConf
 
+        from .bench.executor import JobsFailed
         from .bench.pretrained import ensure_pretrained
         from .bench.runner import run_benchmark
         from .pretrain_run import ensure_stores
@@ -163,8 +164,11 @@ def bench_main() -> None:
             ensure_pretrained(pretrained, cfg.datasets, cfg.store_root, cfg.data_root,
                               executor=experiment.get("executor"),
                               folder=Path(cfg.report_dir) / "jobs")
-        result = run_benchmark(experiment, cfg.store_root, cfg.results_dir,
-                               progress=bool(cfg.progress), report_dir=cfg.report_dir)
+        try:
+            result = run_benchmark(experiment, cfg.store_root, cfg.results_dir,
+                                   progress=bool(cfg.progress), report_dir=cfg.report_dir)
+        except JobsFailed as err:   # named with their logs; finished cells are kept
+            sys.exit(f"brainfm-bench: {err}")
         print(result["summary"])
         print(f"brainfm-bench: {result['computed']} cells computed, {result['skipped']} "
               f"already done, {result['seconds']:.0f} s; tables and plots in "

@@ -78,3 +78,16 @@ def test_multirun_sweep_shares_finished_cells(quick_run):
         table = pd.read_csv(f"{report}/results.csv")
         assert set(table["dataset"]) == {"bonn"} and set(table["fold"]) == {"fold=1/5"}
         assert table["pipeline"].nunique() == 7
+
+
+def test_local_workers_give_the_serial_rows(quick_run):
+    """The same experiment through 2 local worker processes, into a fresh results folder
+    (the checkpoints are the serial run's): results.csv equals the serial run's, row for row."""
+    cwd, store_root, stdout = quick_run
+    local = _bench(cwd, store_root, "executor=local", "executor.workers=2",
+                   "results_dir=results/bench_quick_local")
+    assert "42 cells computed, 0 already done" in local
+    keys = ["dataset", "pipeline", "fold", "subject", "seed", "metric"]
+    serial, parallel = (pd.read_csv(f"{_report_dir(out)}/results.csv", dtype={"subject": str})
+                        .sort_values(keys, ignore_index=True) for out in (stdout, local))
+    pd.testing.assert_frame_equal(parallel, serial)
