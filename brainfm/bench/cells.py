@@ -27,9 +27,12 @@ from .results import ResultsStore, cell_key, file_digest
 
 @dataclass(frozen=True)
 class Cell:
+    """``config``: dataset, store (its config hash), pipeline, pipeline_spec, protocol, seed,
+    fold and, with a checkpoint, checkpoint_sha1; ``estimate_s``: its expected compute time,
+    for balancing jobs."""
     key: str
-    config: dict      # dataset, store, pipeline, pipeline_spec, protocol, seed, fold, [checkpoint_sha1]
-    estimate_s: float  # expected compute time, for longest-first scheduling
+    config: dict
+    estimate_s: float
 
     @property
     def label(self) -> str:
