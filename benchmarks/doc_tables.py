@@ -148,8 +148,9 @@ def pretrain_bar(path: Path) -> str:
              f"these too). Temporal interpolation across a 1 s gap is worse than zeros "
              f"everywhere ({min(temporal):.1f}-{max(temporal):.1f}x zeros' MSE). The "
              "visible-channel mean is the real bar wherever channels share a reference:", ""]
-    for name in ("eegmat", "eegmmidb_baseline", "ssvep_exoskeleton"):
-        lines.append(f"- {SHORT.get(name, name)}: {h[name]['spatial_vs_zero']:.2f} of zeros' MSE;")
+    for name, end in (("eegmat", ";"), ("eegmmidb_baseline", ";"), ("ssvep_exoskeleton", ".")):
+        lines.append(f"- {SHORT.get(name, name)}: {h[name]['spatial_vs_zero']:.2f} of zeros' "
+                     f"MSE{end}")
     muse = h["muse_p300"]["spatial_vs_zero"]
     old = next(r for r in _recipe_runs(path) if r["variant"] == "baseline")
     lines += ["", f"Muse's four electrodes lie far apart, and copying their mean is worse than "
@@ -217,8 +218,9 @@ def pretrain_vs_zeros(path: Path) -> str:
              "predictor on every multichannel dataset. Against zeros, that is:", ""]
     for d in MULTICHANNEL:
         bar = ("zeros is the bar there" if h[d]["best_trivial"] == "zeros"
-               else f"{h[d]['spatial_vs_zero']:.2f}")
-        lines.append(f"- {SHORT.get(d, d)}: {h[d]['model_vs_zero']:.2f} ({bar});")
+               else f"visible-channel mean {h[d]['spatial_vs_zero']:.2f}")
+        end = "." if d == MULTICHANNEL[-1] else ";"
+        lines.append(f"- {SHORT.get(d, d)}: {h[d]['model_vs_zero']:.2f} ({bar}){end}")
     return "\n".join(lines)
 
 
