@@ -271,14 +271,18 @@ def _last_point(path: Path) -> dict:
 
 
 def diffusion_denoising(path: Path) -> str:
+    """Means over held-out sequences, with each network's error relative to Wiener's."""
     point = _last_point(path)
-    lines = [f"v-MSE at step {point['step']} (`{point['checkpoint']}`):", "",
-             "| t | zeros | linear | Wiener | network (raw) | EMA |", "|---|---|---|---|---|---|"]
+    lines = [f"v-MSE at step {point['step']} (`{point['checkpoint']}`); the last two columns "
+             "are each network's error relative to the Wiener denoiser's (means, no interval):",
+             "", "| t | zeros | linear | Wiener | network (raw) | EMA | raw vs Wiener | "
+             "EMA vs Wiener |", "|---|---|---|---|---|---|---|---|"]
     for r in point["rows"]:
         best = min(r[k] for k in ("zeros", "linear", "wiener", "model", "ema"))
         raw = f"**{r['model']:.4f}**" if r["model"] == best else f"{r['model']:.4f}"
+        rel = {k: f"{100 * (r[k] / r['wiener'] - 1):+.1f} %" for k in ("model", "ema")}
         lines.append(f"| {r['t']} | {r['zeros']:.4f} | {r['linear']:.4f} | {r['wiener']:.4f} "
-                     f"| {raw} | {r['ema']:.4f} |")
+                     f"| {raw} | {r['ema']:.4f} | {rel['model']} | {rel['ema']} |")
     return "\n".join(lines)
 
 
@@ -322,6 +326,31 @@ def diffusion_generation(path: Path) -> str:
               f"{mean_band['model']:.2f}."]
     return "\n".join(lines)
 
+
+def diffusion_generation_brief(path: Path) -> str:
+    """Both weights' generation checks in a few lines (mean over the five bands)."""
+    point = _last_point(path)
+    gen = point["generation"]
+    first = next(iter(gen.values()))
+
+    def band(g, key):
+        return statistics.mean(g[key].values())
+
+    return "\n".join([
+        f"Generation at step {point['step']}, {first['n_sequences']} windows per weights:", "",
+        "- mean band error: " + ", ".join(f"{_WEIGHTS[k]} {band(g, 'gen_vs_real'):.2f}"
+                                          for k, g in gen.items())
+        + f"; real vs real {band(first, 'real_vs_real'):.2f}, 1/f fit "
+          f"{band(first, 'one_over_f_vs_real'):.2f};",
+        "- alpha excess over 1/f (log10): " + ", ".join(
+            f"{_WEIGHTS[k]} {g['alpha_excess_generated']:.2f}" for k, g in gen.items())
+        + f"; real {first['alpha_excess_real']:.2f};",
+        "- kurtosis: " + ", ".join(f"{_WEIGHTS[k]} {g['kurtosis_generated']:.1f}"
+                                   for k, g in gen.items())
+        + f"; real {first['kurtosis_real']:.2f}."])
+
+
+_WEIGHTS = {"model": "raw", "ema": "EMA"}
 
 PROBE_FEATURES = [("band_power", "band power"), ("random_init", "random-init latents"),
                   ("trained_ema", "trained latents, EMA"), ("trained_model", "trained latents, raw")]

@@ -101,6 +101,9 @@ BLOCKS = [
     Block("diffusion-tiny-denoising", "docs/diffusion.md",
           (f"{R}/diffusion_tiny_cpu/diffusion_checks_by_step.json",),
           t.diffusion_denoising_with_ci),
+    Block("diffusion-tiny-generation", "docs/diffusion.md",
+          (f"{R}/diffusion_tiny_cpu/diffusion_checks_by_step.json",),
+          t.diffusion_generation_brief),
     Block("diffusion-tiny-probe", "docs/diffusion.md",
           (f"{R}/diffusion_tiny_cpu/probe/probe_scores.csv",), t.diffusion_probe_tiny),
 ]
