@@ -31,9 +31,10 @@ import doc_tables as t  # noqa: E402  (this folder's renderers)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/*.md")
-BLOCK = re.compile(r"<!-- generated: (?P<name>[\w.-]+) [^\n]*-->\n(?P<body>.*?)"
-                   r"<!-- end generated: (?P=name) -->", re.S)
-OPENING = re.compile(r"<!-- generated: ([\w.-]+) ")
+# markers stand at the start of a line, so prose can quote them
+BLOCK = re.compile(r"^<!-- generated: (?P<name>[\w.-]+) [^\n]*-->\n(?P<body>.*?)"
+                   r"^<!-- end generated: (?P=name) -->", re.S | re.M)
+OPENING = re.compile(r"^<!-- generated: ([\w.-]+) ", re.M)
 
 
 @dataclass(frozen=True)
