@@ -119,6 +119,20 @@ def readme_performance(prep_path: Path, train_path: Path) -> str:
         "measured."])
 
 
+def readme_demo(path: Path) -> str:
+    """The demo's held-out check, one run per seed (benchmarks/demo_seeds.py)."""
+    raw = _json(path)
+    rows = [(r["seed"], row) for r in raw["runs"] for row in r["heldout"].values()]
+    trivial = {"spatial": "the visible-channel mean", "temporal": "the temporal neighbour",
+               "zeros": "zeros"}
+    best = sorted({trivial[row["best_trivial"]] for _, row in rows})
+    return (f"`{raw['command']}`, one run per seed, each seed holding out another subject: "
+            f"held-out masked-patch MSE as a fraction of the best trivial predictor's "
+            f"({' / '.join(best)}; below 1 beats it): "
+            + ", ".join(f"seed {seed} {row['model_vs_best_trivial']:.3f}" for seed, row in rows)
+            + ". Made by `python benchmarks/demo_seeds.py`.")
+
+
 # --- pretraining.md ------------------------------------------------------------------------
 
 def _recipe_runs(path: Path) -> list[dict]:
