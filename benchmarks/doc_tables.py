@@ -87,14 +87,14 @@ def readme_performance(prep_path: Path, train_path: Path) -> str:
     res = _json(prep_path)
     rows = [res[name] for name in ("eegmat", "ssvep_exoskeleton")]
 
-    def vs_bd(row, key, field):
-        return row[f"brainfm_{key}"][field] / row[f"braindecode_{key.replace('_j2', '')}"][field]
+    def vs_bd(row, ours, theirs, field):
+        return row[f"brainfm_{ours}"][field] / row[f"braindecode_{theirs}"][field]
 
-    one = [vs_bd(r, "prep", "hours_per_s") for r in rows]
-    two = [vs_bd(r, "prep_j2", "hours_per_s") for r in rows]
+    one = [vs_bd(r, "prep", "prep", "hours_per_s") for r in rows]
+    two = [vs_bd(r, "prep_j2", "prep", "hours_per_s") for r in rows]
     mem = [r["brainfm_prep"]["peak_rss_mb"] / r["braindecode_prep"]["peak_rss_mb"] for r in rows]
     steady = [r["brainfm_load_w0"]["steady_windows_per_s"] for r in rows]
-    load = [vs_bd(r, "load_w0", "steady_windows_per_s") for r in rows]
+    load = [vs_bd(r, "load_w0", "load_w0", "steady_windows_per_s") for r in rows]
     w2 = [r[f"{lib}_load_w2"]["steady_windows_per_s"] for r in rows
           for lib in ("brainfm", "braindecode")]
     runs = train_script.runs_of(_json(train_path))
@@ -135,17 +135,13 @@ def readme_demo(path: Path) -> str:
 
 # --- pretraining.md ------------------------------------------------------------------------
 
-def _recipe_runs(path: Path) -> list[dict]:
-    return _json(path)
-
-
 def _default_at(runs: list[dict], steps: int) -> dict:
     return next(r for r in runs if r["variant"] == "default" and r["steps"] == steps)
 
 
 def pretrain_old_recipe(path: Path) -> str:
     """Section 1: what the old recipe's model scored against zeros and the channel mean."""
-    old = next(r for r in _recipe_runs(path) if r["variant"] == "baseline")
+    old = next(r for r in _json(path) if r["variant"] == "baseline")
     h = old["heldout"]["eegmat"]
     return (f"eegmat {h['model_vs_zero']:.2f} of the zeros predictor's MSE, against "
             f"{h['spatial_vs_zero']:.2f} for the channel mean (the old recipe at "
@@ -154,7 +150,7 @@ def pretrain_old_recipe(path: Path) -> str:
 
 def pretrain_bar(path: Path) -> str:
     """Section 3: the trivial predictors against zeros, for the default recipe's masks."""
-    run = _default_at(_recipe_runs(path), 1600)
+    run = _default_at(_json(path), 1600)
     h = run["heldout"]
     temporal = [d["temporal_vs_zero"] for d in h.values()]
     lines = [f"Held-out MSE as a fraction of zeros' for the default recipe's masks (mask ratio "
@@ -166,7 +162,7 @@ def pretrain_bar(path: Path) -> str:
         lines.append(f"- {SHORT.get(name, name)}: {h[name]['spatial_vs_zero']:.2f} of zeros' "
                      f"MSE{end}")
     muse = h["muse_p300"]["spatial_vs_zero"]
-    old = next(r for r in _recipe_runs(path) if r["variant"] == "baseline")
+    old = next(r for r in _json(path) if r["variant"] == "baseline")
     lines += ["", f"Muse's four electrodes lie far apart, and copying their mean is worse than "
               f"zeros ({muse:.2f}; {old['heldout']['muse_p300']['spatial_vs_zero']:.2f} with "
               f"the old recipe's mask ratio {old['settings']['task.mask_ratio']}); there the "
@@ -192,7 +188,7 @@ def _recipe_cells(run: dict, bold: bool = False) -> list[str]:
 
 
 def pretrain_recipe(path: Path) -> str:
-    runs = {r["variant"]: r for r in _recipe_runs(path) if r["variant"] != "default"}
+    runs = {r["variant"]: r for r in _json(path) if r["variant"] != "default"}
     lines = ["| variant | mask token | amplitude norm | spectrum | linear branch | loss | lr | "
              "mask ratio | eegmat | eegmmidb | muse | ssvep | worst multichannel | bonn | "
              "delhi |", "|" + "---|" * 15]
@@ -210,7 +206,7 @@ def pretrain_recipe(path: Path) -> str:
 
 
 def pretrain_steps(path: Path) -> str:
-    runs = sorted((r for r in _recipe_runs(path) if r["variant"] == "default"),
+    runs = sorted((r for r in _json(path) if r["variant"] == "default"),
                   key=lambda r: r["steps"])
     first = runs[0]["steps"]
     lines = ["| steps | seed | eegmat | eegmmidb | muse | ssvep | worst multichannel | bonn | "
@@ -224,7 +220,7 @@ def pretrain_steps(path: Path) -> str:
 
 
 def pretrain_vs_zeros(path: Path) -> str:
-    run = _default_at(_recipe_runs(path), 1600)
+    run = _default_at(_json(path), 1600)
     h = run["heldout"]
     below = [1 - h[d]["model_vs_best_trivial"] for d in MULTICHANNEL]
     lines = [f"At {run['steps']} steps (seed {run['seed']}, one run) the held-out MSE is "
