@@ -158,6 +158,35 @@ def mean_over(scores: dict[str, float], group) -> float:
 
 
 # ---- main -----------------------------------------------------------------------------------
+def run_summaries(runs: Path, arms, datasets, seeds) -> list[dict]:
+    """One row per pretraining run and held-out corpus dataset: what it reached on its own
+    held-out subjects (reconstruction or band power against their trivial bars), the
+    collapse statistics of its features, and its wall time."""
+    out = []
+    for arm in arms:
+        for d in datasets:
+            for s in seeds:
+                folder = run_dir(runs, arm, d, s)
+                summary = folder / "training_summary.json"
+                if not summary.exists():
+                    continue
+                training = json.loads(summary.read_text())
+                rep = training.get("representation") or {}
+                wall = folder / "wall_seconds.txt"
+                base = {"arm": arm, "without": d, "seed": s, "steps": training.get("steps"),
+                        "wall_s": float(wall.read_text()) if wall.exists() else None,
+                        "effective_rank": rep.get("effective_rank"),
+                        "feature_std": rep.get("std_mean"), "collapsed": rep.get("collapsed")}
+                for name, row in (training.get("heldout") or {}).items():
+                    out.append({**base, "heldout_dataset": name,
+                                "multichannel": row.get("multichannel"),
+                                "model_vs_best_trivial": row.get("model_vs_best_trivial"),
+                                "best_trivial": row.get("best_trivial"),
+                                "band_power_vs_channel_mean":
+                                    row.get("band_power_vs_channel_mean")})
+    return out
+
+
 def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict]) -> None:
     from brainfm.bench.subject_norm import standardise_per_subject
     from brainfm.checkpoint import from_pretrained, read_model_config
@@ -310,6 +339,8 @@ def main() -> None:
             score_dataset(d, args, rows, picked)
         pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
         pd.DataFrame(picked).to_csv(out / "layers_picked.csv", index=False)
+        pd.DataFrame(run_summaries(Path(args.runs), args.arms, datasets, args.seeds)).to_csv(
+            out / "runs.csv", index=False)
         (out / "args.json").write_text(json.dumps({**vars(args), "arms_overrides": {
             a: ARMS[a] for a in args.arms}}, indent=1))
     scores = pd.read_csv(out / "scores.csv", dtype={"subject": str, "budget": str})

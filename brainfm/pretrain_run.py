@@ -185,6 +185,7 @@ def run_pretrain(cfg) -> dict:
               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     training = {"objective": cfg.task.get("kind", "masked_patch"),
                 "pretext": pretext_of(cfg.task),
+                "readout": {"layer": cfg.get("readout_layer"), "pool": "mean"},
                 "representation": getattr(task, "representation", {}),
                 "steps": int(trainer.global_step),
                 "heldout": task.heldout, "drawn_mix": task.drawn_mix(),

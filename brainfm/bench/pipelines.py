@@ -82,20 +82,22 @@ class ClassicalPipeline:
                               _class_scores(est, X[split.test], len(store.classes)), info)
 
 
-PROBE_READOUTS = ("last", "best_layer", "attention")
+PROBE_READOUTS = ("recorded", "last", "best_layer", "attention")
 
 
 class ProbePipeline:
     """Frozen backbone features (cached once per weights, store and read-out) + a classifier.
 
-    ``readout``: ``last`` pools the last layer (mean over real channels and patches) for a
-    linear probe; ``best_layer`` pools every layer and keeps, per fold, the one whose linear
+    ``readout``: ``recorded`` (the default) pools the layer the checkpoint records as its
+    read-out (the last when it records none; the same layer for its random initialisation);
+    ``last`` pools the last layer (mean over real channels and patches) for a linear probe;
+    ``best_layer`` pools every layer and keeps, per fold, the one whose linear
     probe (fitted on the training rows) scores best on the fold's validation rows;
     ``attention`` reads the last layer's tokens through an attention-pooling probe
     (:mod:`brainfm.bench.attention_probe`). Each row records the read-out it used.
     """
 
-    def __init__(self, backbone: dict, cache_dir, readout: str = "last"):
+    def __init__(self, backbone: dict, cache_dir, readout: str = "recorded"):
         from ..models.adapters import get_adapter
 
         if readout not in PROBE_READOUTS:
@@ -104,12 +106,18 @@ class ProbePipeline:
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
         self.pretrained = uses_pretrained_weights({"backbone": backbone})
         self._features: dict[tuple, np.ndarray] = {}
+        self.layer = recorded_layer(backbone) if readout == "recorded" else None
 
     def _extract(self, model, windows):
         from .probe import extract_features, extract_tokens
 
-        if self.readout == "last":
+        if self.readout in ("last", "recorded") and self.layer is None:
             return self.cache.features(model, windows, self.adapter.features)[0]
+        if self.readout == "recorded":
+            layer, layers = self.layer, self.adapter.layer_features
+            return self.cache.features(
+                model, windows, lambda m, *inputs: layers(m, *inputs)[layer],
+                readout=f"layer{layer}", extract=extract_features)[0]
         if self.readout == "attention":
             return self.cache.features(model, windows, self.adapter.features,
                                        readout="tokens", extract=extract_tokens)[0]
@@ -144,6 +152,8 @@ class ProbePipeline:
         feats = self._data(windows, seed)
         y = windows.table["label"].to_numpy()
         info = {"readout": self.readout}
+        if self.layer is not None:
+            info["layer"] = self.layer
         if self.readout == "best_layer":
             layer = self._pick_layer(feats, y, split, seed)
             feats, info["layer"] = feats[:, layer], layer
@@ -320,6 +330,19 @@ def _full_proba(clf, X, n_classes: int) -> np.ndarray:
     return out
 
 
+def recorded_layer(backbone: dict) -> int | None:
+    """The read-out layer a backbone spec's checkpoint records (None: the last layer, or no
+    checkpoint)."""
+    checkpoint = backbone.get("checkpoint")
+    if not checkpoint:
+        return None
+    from ..checkpoint import read_model_file
+
+    training = (read_model_file(checkpoint)[2].get("training") or {})
+    layer = (training.get("readout") or {}).get("layer")
+    return None if layer is None else int(layer)
+
+
 def make_pipeline(spec: dict, cache_dir):
     """A pipeline from its config: ``{"kind": classical|probe|finetune|scratch|eegnet|shallow,
     ...}``."""
@@ -329,7 +352,8 @@ def make_pipeline(spec: dict, cache_dir):
     if kind == "classical":
         return ClassicalPipeline(spec.pop("baseline"), **spec)
     if kind == "probe":
-        return ProbePipeline(spec["backbone"], cache_dir, readout=spec.get("readout", "last"))
+        return ProbePipeline(spec["backbone"], cache_dir,
+                             readout=spec.get("readout", "recorded"))
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
         return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
