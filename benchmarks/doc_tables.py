@@ -412,3 +412,124 @@ def diffusion_probe_tiny(path: Path) -> str:
                                ("ssvep_exoskeleton", "ssvep_exoskeleton (12)", False),
                                ("eegmmidb_baseline", "eegmmidb_baseline (108, eyes open/closed)",
                                 False)])
+
+
+# --- pretraining.md: representation objectives (issue 18) -----------------------------------
+
+ARM_TEXT = {"recon": "reconstruction (pretrain_all's recipe)",
+            "recon_block": "reconstruction, channel/time-block masks",
+            "latent": "latent prediction, channel/time-block masks",
+            "band_power": "band power of hidden patches, channel/time-block masks",
+            "latent_band_power": "latent prediction + band power, channel/time-block masks"}
+BUDGET_ORDER = ("1", "2", "4", "8", "all")
+
+
+def _f(value, digits: int = 3) -> str:
+    return "n/a" if value in ("", None) else f"{float(value):.{digits}f}"
+
+
+def representation_runs(path: Path) -> str:
+    """Per arm: its pretraining runs' held-out bars (mean and range over runs and corpora)."""
+    rows = _csv(path)
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    lines = ["| arm | runs | reconstruction / best trivial (eegmat, eegmmidb, muse, ssvep) | "
+             "band power / visible-patch guess (same) | effective rank of 64 | collapsed | "
+             "wall s (median) |", "|---|---|---|---|---|---|---|"]
+    for arm in arms:
+        sub = [r for r in rows if r["arm"] == arm]
+        runs = {(r["without"], r["seed"]) for r in sub}
+
+        def cell(key):
+            vals = [float(r[key]) for r in sub if r["heldout_dataset"] in MULTICHANNEL
+                    and r.get(key) not in ("", None)]
+            if not vals:
+                return "n/a"
+            return f"{statistics.mean(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})"
+
+        per_run = {(r["without"], r["seed"]): r for r in sub}.values()
+        ranks = [float(r["effective_rank"]) for r in per_run if r["effective_rank"] not in ("",)]
+        walls = [float(r["wall_s"]) for r in per_run if r["wall_s"] not in ("",)]
+        collapsed = sum(r["collapsed"] == "True" for r in per_run)
+        lines.append(f"| {ARM_TEXT.get(arm, arm)} | {len(runs)} | {cell('model_vs_best_trivial')}"
+                     f" | {cell('band_power_vs_channel_mean')} | "
+                     + (f"{statistics.mean(ranks):.1f} ({min(ranks):.1f}-{max(ranks):.1f})"
+                        if ranks else "n/a")
+                     + f" | {collapsed} of {len(runs)} | "
+                     + (f"{statistics.median(walls):.0f}" if walls else "n/a") + " |")
+    return "\n".join(lines)
+
+
+def representation_selection(path: Path) -> str:
+    """What was chosen on selection subjects: each arm's mean selection score per layer."""
+    rows = _csv(path)
+    layers = sorted(k for k in rows[0] if k.startswith("selection_layer"))
+    lines = ["| dataset | arm | runs | " + " | ".join(
+        f"layer {k[len('selection_layer'):]}" for k in layers) + " | layer picked per run |",
+        "|---|---|---|" + "---|" * len(layers) + "---|"]
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["dataset"], r["arm"])].append(r)
+    for (dataset, arm), sub in groups.items():
+        means = [statistics.mean(float(r[k]) for r in sub) for k in layers]
+        best = max(means)
+        cells = [f"**{m:.3f}**" if m == best else f"{m:.3f}" for m in means]
+        lines.append(f"| {dataset} | {arm} | {len(sub)} | " + " | ".join(cells) + " | "
+                     + ", ".join(r["layer"] for r in sub) + " |")
+    return "\n".join(lines)
+
+
+def _verdict(path: Path, control: str) -> str:
+    rows = [r for r in _csv(path) if r["control"] == control]
+    budgets = [b for b in BUDGET_ORDER if any(r["budget"] == b for r in rows)]
+    lines = ["| dataset | arm | read-out | runs vs control runs | " + " | ".join(
+        f"{b} training subjects" if b != "all" else "all training subjects" for b in budgets)
+        + " |", "|---|---|---|---|" + "---|" * len(budgets)]
+    groups = defaultdict(dict)
+    for r in rows:
+        groups[(r["dataset"], r["arm"], r["readout"])][r["budget"]] = r
+    for (dataset, arm, readout), by_budget in groups.items():
+        any_row = next(iter(by_budget.values()))
+        cells = []
+        for b in budgets:
+            r = by_budget.get(b)
+            if r is None:
+                cells.append("")
+                continue
+            mark = "**" if float(r["p_holm"]) < 0.05 else ""
+            cells.append(f"{mark}{float(r['diff']):+.3f} [{float(r['ci_low']):+.3f}, "
+                         f"{float(r['ci_high']):+.3f}] p {float(r['p_holm']):.2g}{mark}")
+        lines.append(f"| {dataset} | {arm} | {readout.replace('_', ' ')} | "
+                     f"{any_row['n_runs']} vs {any_row['n_control_runs']} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def representation_vs_random(path: Path) -> str:
+    return _verdict(path, "random init")
+
+
+def representation_vs_band_power(path: Path) -> str:
+    return _verdict(path, "band power, per-subject normalised")
+
+
+def representation_scores(path: Path) -> str:
+    """Mean balanced accuracy on report subjects, all training subjects: every arm's read-outs
+    beside the random network and the band-power baselines."""
+    rows = [r for r in _csv(path) if r["subset"] == "report" and r["budget"] == "all"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    keys = list(dict.fromkeys((r["arm"], r["readout"]) for r in rows))
+    lines = ["| arm | read-out | " + " | ".join(datasets) + " |",
+             "|---|---|" + "---|" * len(datasets)]
+    for arm, readout in keys:
+        cells = []
+        for d in datasets:
+            sub = [r for r in rows if r["dataset"] == d and r["arm"] == arm
+                   and r["readout"] == readout]
+            per_run = defaultdict(list)
+            for r in sub:
+                per_run[r["run"]].append(float(r["balanced_accuracy"]))
+            means = [statistics.mean(v) for v in per_run.values()]
+            cells.append("" if not means else f"{statistics.mean(means):.3f}" + (
+                f" ({min(means):.3f}-{max(means):.3f})" if len(means) > 1 else ""))
+        lines.append(f"| {arm} | {readout.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -138,10 +138,10 @@ def probe_scores(feats: np.ndarray, labels: np.ndarray, subjects: np.ndarray, fo
     everyone = np.unique(subjects)
     for k, tests in enumerate(folds):
         rest = everyone[~np.isin(everyone, tests)]
-        n_draws = 1 if budget is None or budget >= len(rest) else draws
-        for d in range(n_draws):
+        everyone_trains = budget is None or budget >= len(rest)
+        for d in range(1 if everyone_trains else draws):
             rng = np.random.default_rng([seed, d, k])
-            chosen = rest if n_draws == 1 else rng.choice(rest, budget, replace=False)
+            chosen = rest if everyone_trains else rng.choice(rest, budget, replace=False)
             train = np.isin(subjects, chosen)
             if len(np.unique(labels[train])) < 2:
                 continue
