@@ -481,7 +481,7 @@ def representation_selection(path: Path) -> str:
 def _verdict(path: Path, control: str) -> str:
     rows = [r for r in _csv(path) if r["control"] == control]
     budgets = [b for b in BUDGET_ORDER if any(r["budget"] == b for r in rows)]
-    lines = ["| dataset | arm | read-out | runs vs control runs | " + " | ".join(
+    lines = ["| dataset | arm | read-out (family) | runs vs control runs | " + " | ".join(
         f"{b} training subjects" if b != "all" else "all training subjects" for b in budgets)
         + " |", "|---|---|---|---|" + "---|" * len(budgets)]
     groups = defaultdict(dict)
@@ -498,8 +498,9 @@ def _verdict(path: Path, control: str) -> str:
             mark = "**" if float(r["p_holm"]) < 0.05 else ""
             cells.append(f"{mark}{float(r['diff']):+.3f} [{float(r['ci_low']):+.3f}, "
                          f"{float(r['ci_high']):+.3f}] p {float(r['p_holm']):.2g}{mark}")
-        lines.append(f"| {dataset} | {arm} | {readout.replace('_', ' ')} | "
-                     f"{any_row['n_runs']} vs {any_row['n_control_runs']} | "
+        lines.append(f"| {dataset} | {arm} | {readout.replace('_', ' ')} "
+                     f"({any_row['family']}) | {any_row['n_runs']} vs "
+                     f"{any_row['n_control_runs']} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -17,13 +17,16 @@ has leave-dataset-out pretraining runs (``runs/repr/<arm>/without_<d>_seed<s>``,
    ssvep_exoskeleton's 12 subjects, 3 test subjects per fold on eegmat, 9 on
    eegmmidb_baseline): trained on the other folds' subjects (selection and report alike),
    all of them or 1, 2, 4, 8 drawn at random (``--draws`` draws);
-4. read-outs: ``last`` (the last layer, as brainfm-bench's probe reads it) and ``best layer``
-   (per run, the layer with the best mean selection-subject score at the full budget);
-5. compares, on report subjects, every arm x read-out with the random network (same
-   read-out rule) and with both band-power baselines, per budget: the mean per-subject
-   difference with a crossed bootstrap CI and p over subjects and runs
+4. read-outs: ``last`` (the last layer, as brainfm-bench's probe reads it) and
+   ``best_layer`` (per run, the layer with the best mean selection-subject score at the full
+   budget), each also on features standardised per subject (``_subject_norm``, the same
+   transductive step as the normalised band power);
+5. compares, on report subjects, per dataset, arm and budget, the rows of COMPARISONS: the
+   mean per-subject difference with a crossed bootstrap CI and p over subjects and runs
    (:func:`brainfm.bench.stats.crossed_bootstrap`: run-to-run variance is in every
-   interval), Cohen's d_z, and Holm over every row.
+   interval) and Cohen's d_z; Holm over every confirmatory row (selected read-outs against
+   the random network and against normalised band power), and separately over the
+   exploratory ones (the last layer; raw band power).
 
 Raw per-subject scores go to ``--out``/scores.csv (one row per dataset, arm, run, read-out,
 budget, subject), comparisons to comparisons.csv, and the Markdown table to summary.md.
@@ -220,79 +223,91 @@ def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict
                          "subset": "selection" if subj in set(selection) else "report",
                          "balanced_accuracy": score})
 
-    for (arm, s), lf in feature_sets.items():
-        full = [probe_scores(lf[:, k], labels, subjects, folds, seed=s)
-                for k in range(lf.shape[1])]
-        best = int(np.nanargmax([mean_over(f, selection) for f in full]))
-        last = lf.shape[1] - 1
-        layers_picked.append({"dataset": dataset, "arm": arm, "run": s, "layer": best,
-                              **{f"selection_layer{k}": mean_over(f, selection)
-                                 for k, f in enumerate(full)}})
-        print(f"  {dataset} {arm} run {s}: layer {best} picked on selection subjects; "
-              f"report subjects, all training subjects: last {mean_over(full[last], report):.3f}"
-              f", picked {mean_over(full[best], report):.3f}", flush=True)
-        by_budget = {}
-        for layer in {last, best}:
-            by_budget[layer] = {None: full[layer], **{
-                b: probe_scores(lf[:, layer], labels, subjects, folds, b, args.draws, s)
-                for b in budgets}}
-        for readout, layer in (("last", last), ("best_layer", best)):
-            for budget, scores in by_budget[layer].items():
-                record(arm, s, readout, layer, budget, scores)
+    for (arm, s), raw in feature_sets.items():
+        normed = np.stack([standardise_per_subject(raw[:, k], subjects)
+                           for k in range(raw.shape[1])], axis=1)
+        for suffix, lf in (("", raw), ("_subject_norm", normed)):
+            full = [probe_scores(lf[:, k], labels, subjects, folds, seed=s)
+                    for k in range(lf.shape[1])]
+            best = int(np.nanargmax([mean_over(f, selection) for f in full]))
+            last = lf.shape[1] - 1
+            layers_picked.append({"dataset": dataset, "arm": arm, "run": s,
+                                  "features": "subject_norm" if suffix else "raw",
+                                  "layer": best, **{f"selection_layer{k}": mean_over(f, selection)
+                                                    for k, f in enumerate(full)}})
+            print(f"  {dataset} {arm}{suffix} run {s}: layer {best} picked on selection "
+                  f"subjects; report subjects, all training subjects: last "
+                  f"{mean_over(full[last], report):.3f}, picked {mean_over(full[best], report):.3f}",
+                  flush=True)
+            by_budget = {}
+            for layer in {last, best}:
+                by_budget[layer] = {None: full[layer], **{
+                    b: probe_scores(lf[:, layer], labels, subjects, folds, b, args.draws, s)
+                    for b in budgets}}
+            for readout, layer in (("last", last), ("best_layer", best)):
+                for budget, scores in by_budget[layer].items():
+                    record(arm, s, readout + suffix, layer, budget, scores)
     for name, feats in fixed.items():
         for budget in [None, *budgets]:
             record(name, 0, "features", -1, budget,
                    probe_scores(feats, labels, subjects, folds, budget, args.draws, 0))
 
 
-def compare(scores, args) -> list[dict]:
-    """Every arm x read-out against the random network (same read-out) and both band-power
-    baselines, on report subjects, per dataset and budget; Holm over all rows."""
-    import pandas as pd
+#: (read-out of the arm, control arm, control read-out, family): the confirmatory rows are
+#: the read-out chosen on selection subjects against the random network read the same way,
+#: and, per-subject normalised, against per-subject-normalised band power; the last layer
+#: (today's probe) is exploratory, with its own Holm correction
+COMPARISONS = (
+    ("best_layer", "random", "best_layer", "random init", "confirmatory"),
+    ("best_layer_subject_norm", "random", "best_layer_subject_norm", "random init",
+     "confirmatory"),
+    ("best_layer_subject_norm", "band_power_subject_norm", "features",
+     "band power, per-subject normalised", "confirmatory"),
+    ("last", "random", "last", "random init", "exploratory"),
+    ("best_layer", "band_power", "features", "band power", "exploratory"),
+)
 
+
+def compare(scores, args) -> list[dict]:
+    """The rows of COMPARISONS on report subjects, per dataset, arm and budget; Holm within
+    each family."""
     from brainfm.bench.stats import cohens_dz, crossed_bootstrap, holm
 
     rep = scores[scores["subset"] == "report"]
     out = []
     for (dataset, budget), sub in rep.groupby(["dataset", "budget"], sort=False):
         def matrix(arm, readout):
-            m = sub[(sub["arm"] == arm) & (sub["readout"] == readout)].pivot_table(
+            return sub[(sub["arm"] == arm) & (sub["readout"] == readout)].pivot_table(
                 index="subject", columns="run", values="balanced_accuracy")
-            return m
         for arm in [a for a in args.arms if (sub["arm"] == a).any()]:
-            for readout in ("last", "best_layer"):
-                a = matrix(arm, readout)
-                controls = {"random init": matrix("random", readout),
-                            "band power": matrix("band_power", "features"),
-                            "band power, per-subject normalised":
-                                matrix("band_power_subject_norm", "features")}
-                for control, b in controls.items():
-                    if b.empty or a.empty:
-                        continue
-                    common = a.index.intersection(b.index)
-                    A, B = a.loc[common].to_numpy(), b.loc[common].to_numpy()
-                    est, lo, hi, p = crossed_bootstrap(A, B, seed=0)
-                    diff = np.nanmean(A, axis=1) - np.nanmean(B, axis=1)
-                    out.append({"dataset": dataset, "budget": budget, "arm": arm,
-                                "readout": readout, "control": control,
-                                "score": float(np.nanmean(A)), "control_score":
-                                float(np.nanmean(B)), "diff": est, "ci_low": lo,
-                                "ci_high": hi, "p": p, "dz": cohens_dz(diff),
-                                "n_subjects": len(common), "n_runs": A.shape[1],
-                                "n_control_runs": B.shape[1]})
-    for r, p in zip(out, holm([r["p"] for r in out])):
-        r["p_holm"] = float(p)
+            for readout, control_arm, control_readout, control, family in COMPARISONS:
+                a, b = matrix(arm, readout), matrix(control_arm, control_readout)
+                if a.empty or b.empty:
+                    continue
+                common = a.index.intersection(b.index)
+                A, B = a.loc[common].to_numpy(), b.loc[common].to_numpy()
+                est, lo, hi, p = crossed_bootstrap(A, B, seed=0)
+                diff = np.nanmean(A, axis=1) - np.nanmean(B, axis=1)
+                out.append({"dataset": dataset, "budget": budget, "arm": arm,
+                            "readout": readout, "control": control, "family": family,
+                            "score": float(np.nanmean(A)), "control_score": float(np.nanmean(B)),
+                            "diff": est, "ci_low": lo, "ci_high": hi, "p": p,
+                            "dz": cohens_dz(diff), "n_subjects": len(common),
+                            "n_runs": A.shape[1], "n_control_runs": B.shape[1]})
+    for family in ("confirmatory", "exploratory"):
+        rows = [r for r in out if r["family"] == family]
+        for r, p in zip(rows, holm([r["p"] for r in rows])):
+            r["p_holm"] = float(p)
     return out
 
 
-def markdown(comparisons: list[dict], controls=("random init",)) -> str:
-    lines = ["| dataset | training subjects | arm | read-out | control | arm score | "
+def markdown(comparisons: list[dict]) -> str:
+    lines = ["| family | dataset | training subjects | arm | read-out | control | arm score | "
              "control score | difference [95% CI] | d_z | runs | p | p (Holm) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in comparisons:
-        if r["control"] not in controls:
-            continue
-        lines.append(f"| {r['dataset']} | {r['budget']} | {r['arm']} | {r['readout']} | "
+        lines.append(f"| {r['family']} | {r['dataset']} | {r['budget']} | {r['arm']} | "
+                     f"{r['readout']} | "
                      f"{r['control']} | {r['score']:.3f} | {r['control_score']:.3f} | "
                      f"{r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "
                      f"{r['dz']:.2f} | {r['n_runs']} vs {r['n_control_runs']} | "
