@@ -335,17 +335,45 @@ def _checkpoint_problems(experiment: dict, datasets, store_root) -> list[str]:
                for (path, dataset, differ), users in mismatch.items()])
 
 
-def _pretrained_problems(experiment: dict, known: set[str]) -> list[str]:
-    from .configuration import config_options
+def _pretrained_problems(experiment: dict, datasets, known: set[str],
+                         store_root) -> list[str]:
+    """The ``pretrained`` block: its keys, and the brainfm-pretrain configuration it would
+    run (composed with its overrides and checked as brainfm-pretrain checks it), so that a
+    typo stops the run before stores are prepared and pretraining starts, not after."""
+    from .bench.pretrained import checkpoint_for, pretraining_corpus
+    from .configuration import compose_config, config_options
 
     pretrained = experiment.get("pretrained") or {}
+    if not pretrained:
+        return []
     out = _dataset_name_problems(pretrained.get("datasets"), "pretrained.datasets", known)
-    if pretrained and pretrained.get("experiment") is not None:
-        name = pretrained["experiment"]
-        if name not in config_options("experiment"):
-            out.append(f"pretrained.experiment={name!r}: no such experiment; known: "
-                       f"{sorted(config_options('experiment'))}")
-    return out
+    out += [f"pretrained.{key}: missing -> see brainfm/bench/pretrained.py for the block's keys"
+            for key in ("experiment", "datasets", "path") if not pretrained.get(key)]
+    name = pretrained.get("experiment")
+    if name and name not in config_options("experiment"):
+        out.append(f"pretrained.experiment={name!r}: no such experiment; known: "
+                   f"{sorted(config_options('experiment'))}")
+    if out:
+        return out
+    corpora = []
+    for dataset in datasets:
+        if Path(checkpoint_for(pretrained["path"], dataset)).exists():
+            continue
+        try:
+            corpora.append(pretraining_corpus(pretrained, dataset))
+        except ValueError as err:
+            out.append(str(err))
+    if out or not corpora:
+        return out
+    overrides = [f"experiment={name}", f"data.datasets=[{','.join(corpora[0])}]",
+                 f"store_root={store_root or 'stores'}", *(pretrained.get("overrides") or [])]
+    try:
+        cfg = compose_config(overrides, config_name="pretrain")
+    except Exception as err:   # Hydra's own errors: an unknown key, a bad override
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        return [f"pretrained.overrides: {'; '.join(lines)}"]
+    return [f"pretrained (brainfm-pretrain {' '.join(overrides)}): {problem}"
+            for problem in pretrain_problems(cfg)]
 
 
 def bench_problems(experiment: dict, store_root=None) -> list[str]:
@@ -374,7 +402,7 @@ def bench_problems(experiment: dict, store_root=None) -> list[str]:
         problems += _pipeline_problems(pname, spec, known)
     problems += _protocol_problems(experiment, datasets, known)
     problems += _seed_problems(experiment) + _max_folds_problems(experiment)
-    problems += _pretrained_problems(experiment, known)
     evaluable = [d for d in datasets if d in known and not name_problem(d, "datasets")]
+    problems += _pretrained_problems(experiment, evaluable, known, store_root)
     problems += _checkpoint_problems(experiment, evaluable, store_root)
     return problems

@@ -150,6 +150,15 @@ def test_protocol_options_inherited_from_another_protocol_are_refused_before_pre
     assert bench_problems(OmegaConf.to_container(cfg, resolve=True), tmp_path) == []
 
 
+def test_the_pretrained_blocks_configuration_is_checked_before_pretraining(tmp_path):
+    """The brainfm-pretrain configuration the pretrained block would run is composed and
+    checked first: a typo in its overrides is not found after the stores are prepared."""
+    err = _refused_before_any_work(_bench(tmp_path, "experiment=bench_quick",
+                                          "pretrained.overrides=['trainer.max_stepz=3']"),
+                                   tmp_path, 1)
+    assert "pretrained.overrides: Could not override 'trainer.max_stepz'" in err
+
+
 @pytest.mark.parametrize("tool, args, shown", [
     ("brainfm-bench", ["experiment=bench_demo", "checkpoint=x", "name=../../x"],
      "name='../../x' cannot name a folder"),
