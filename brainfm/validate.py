@@ -194,6 +194,11 @@ def _signature_keys(fn) -> set[str] | None:
     return {p.name for p in params if p.kind is not p.VAR_POSITIONAL} - {"self"}
 
 
+def _options(spec: dict, *also: str) -> dict:
+    """A pipeline spec's options for its class: without the keys the runner reads itself."""
+    return {k: v for k, v in spec.items() if k not in ("kind", "name", "datasets", *also)}
+
+
 def _foreign_keys(where: str, spec: dict, takes: set[str] | None, what: str) -> list[str]:
     if takes is None:
         return []
@@ -210,17 +215,15 @@ def _classical_problems(where: str, spec: dict) -> list[str]:
     name = spec.get("baseline")
     if name not in CLASSICAL:
         return [f"{where}.baseline={name!r}: unknown baseline; use one of {sorted(CLASSICAL)}"]
-    options = {k: v for k, v in spec.items() if k not in ("kind", "baseline", "name",
-                                                          "datasets")}
-    return _foreign_keys(where, options, _signature_keys(CLASSICAL[name]), f"baseline {name}")
+    return _foreign_keys(where, _options(spec, "baseline"), _signature_keys(CLASSICAL[name]),
+                         f"baseline {name}")
 
 
 def _neural_problems(where: str, spec: dict) -> list[str]:
     from .bench.pipelines import NeuralPipeline
 
     takes = (_signature_keys(NeuralPipeline) or set()) - {"kind", "cache_dir"}
-    options = {k: v for k, v in spec.items() if k not in ("kind", "name", "datasets")}
-    out = _foreign_keys(where, options, takes, f"a {spec['kind']} pipeline")
+    out = _foreign_keys(where, _options(spec), takes, f"a {spec['kind']} pipeline")
     epochs = spec.get("epochs", 1)
     if not _whole_number(epochs, 1):
         out.append(f"{where}.epochs={epochs!r}; use a whole number >= 1 (0 would score an "
@@ -269,7 +272,9 @@ def _pipeline_problems(pname: str, spec, known: set[str]) -> list[str]:
            for name in spec.get("datasets") or [] if name not in known]
     if kind == "classical":
         out += _classical_problems(where, spec)
-    elif kind != "probe":
+    elif kind == "probe":   # options a linear probe would otherwise silently ignore
+        out += _foreign_keys(where, _options(spec), {"backbone"}, "a probe pipeline")
+    else:
         out += _neural_problems(where, spec)
     return out + _backbone_problems(where, spec)
 

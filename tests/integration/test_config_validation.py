@@ -93,7 +93,7 @@ def test_bench_value_faults_are_all_listed_before_any_cell(tmp_path):
         "seeds=[0,-1]", "max_folds=-2", "pipelines.csp_lda.baseline=csp_lad",
         "pipelines.criss_cross_finetune.epochs=0", "+pipelines.eegnet={kind: eegnet, epochs: -3}",
         "+pipelines.criss_cross_finetune.backbone.family=criss_crosss",
-        "protocols.default.name=loos"), tmp_path, 8)
+        "protocols.default.name=loos", "+pipelines.criss_cross_probe.epochs=3"), tmp_path, 9)
     assert "seeds=[0, -1]: [-1] not whole number(s) >= 0" in err
     assert "max_folds=-2; use a whole number >= 1" in err
     assert "pipelines.csp_lda.baseline='csp_lad': unknown baseline" in err
@@ -101,6 +101,8 @@ def test_bench_value_faults_are_all_listed_before_any_cell(tmp_path):
     assert "pipelines.eegnet.epochs=-3" in err
     assert "backbone.family='criss_crosss': registered families are criss_cross" in err
     assert "protocols.default: unknown protocol 'loos'" in err
+    assert ("pipelines.criss_cross_probe: a probe pipeline takes no option 'epochs'; it takes "
+            "backbone") in err
     assert (f"no checkpoint at {tmp_path}/no_such_checkpoint (backbone.checkpoint of pipelines "
             "criss_cross_probe, criss_cross_probe_random, criss_cross_finetune)") in err
 
