@@ -24,7 +24,7 @@ def run_prep(cfg) -> int:
                           dtype=cfg.dtype, overwrite=bool(cfg.overwrite), n_jobs=int(cfg.n_jobs),
                           limit=cfg.limit, progress=bool(cfg.progress))
     except (BrainfmError, ValueError) as err:
-        print(f"brainfm-prep: {err}", file=sys.stderr)
+        print(f"brainfm-prep: {err}\n  log: {_log_file('brainfm-prep')}", file=sys.stderr)
         return 2
     print(summary.as_text())
     print(f"  log: {_log_file('brainfm-prep')}")

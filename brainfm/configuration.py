@@ -40,6 +40,7 @@ def folder_name(name, key: str = "name") -> str:
     bad = name_problem(name, key)
     if bad:
         command = Path(sys.argv[0]).name
+        command = command if command.startswith("brainfm-") else "brainfm"
         raise SystemExit(f"{command}: {bad.replace('a store folder', 'a folder')}; nothing "
                          "was run")
     return str(name)
