@@ -29,21 +29,12 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
     ``view`` cuts the recordings another way (e.g. ``continuous`` for pretraining: long
     non-overlapping windows instead of the task's trials) into ``<name>.<view>``.
     """
-    from omegaconf import OmegaConf
-
-    from .configuration import compose_config, prep_configs
+    from .configuration import dataset_prep_configs
     from .data.prep import prepare
 
-    inline = inline or {}
     stores = []
     for name in datasets:
-        if name in inline:
-            cfg = compose_config(["dataset=folder"])
-            OmegaConf.set_struct(cfg, False)
-            cfg.dataset = OmegaConf.merge(cfg.dataset, {"name": name, **inline[name]})
-        else:
-            cfg = compose_config([f"dataset={name}"])
-        spec, std = prep_configs(cfg)
+        spec, std = dataset_prep_configs(name, inline)
         if view:
             spec = spec.with_view(view)
         store = Path(store_root) / spec.store_name()
