@@ -273,7 +273,12 @@ def _pipeline_problems(pname: str, spec, known: set[str]) -> list[str]:
     if kind == "classical":
         out += _classical_problems(where, spec)
     elif kind == "probe":   # options a linear probe would otherwise silently ignore
-        out += _foreign_keys(where, _options(spec), {"backbone"}, "a probe pipeline")
+        out += _foreign_keys(where, _options(spec), {"backbone", "readout"}, "a probe pipeline")
+        from .bench.pipelines import PROBE_READOUTS
+
+        if spec.get("readout", "recorded") not in PROBE_READOUTS:
+            out.append(f"{where}.readout={spec.get('readout')!r}; use one of "
+                       f"{list(PROBE_READOUTS)}")
     else:
         out += _neural_problems(where, spec)
     return out + _backbone_problems(where, spec)
