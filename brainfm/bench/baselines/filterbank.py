@@ -139,8 +139,9 @@ def declared_band(estimator) -> str:
             bands += [tuple(b.steps[0][1].band) for _, b in step.transformer_list]
         elif isinstance(step, (BandPass, LogPSD)):
             bands.append(tuple(step.band))
-        elif getattr(step, "bands", None):
-            bands += [tuple(b) for b in step.bands]
+        elif getattr(step, "bands", None):  # a list of bands, or name -> band (BandPower)
+            named = isinstance(step.bands, dict)
+            bands += [tuple(b) for b in (step.bands.values() if named else step.bands)]
     if not bands:
         return "broadband"
     if len(bands) == 1:
