@@ -14,6 +14,8 @@ from .errors import ConfigError
 
 #: what :func:`brainfm.bench.pipelines.make_pipeline` builds
 PIPELINE_KINDS = ("classical", "probe", "finetune", "scratch", "eegnet", "shallow")
+#: the kinds that can z-score their features per subject (brainfm.bench.subject_norm)
+SUBJECT_NORM_KINDS = ("classical", "probe")
 
 
 class ConfigProblems(ConfigError):
@@ -151,6 +153,11 @@ def bench_problems(experiment: dict, store_root=None) -> list[str]:
         if spec.get("kind") not in PIPELINE_KINDS:
             problems.append(f"pipelines.{pname}.kind={spec.get('kind')!r}; use one of "
                             f"{list(PIPELINE_KINDS)}")
+        if spec.get("subject_norm") not in (None, True, False) or (
+                spec.get("subject_norm") and spec.get("kind") not in SUBJECT_NORM_KINDS):
+            problems.append(f"pipelines.{pname}.subject_norm={spec.get('subject_norm')!r}; "
+                            "use true or false, on a pipeline of kind "
+                            f"{' or '.join(SUBJECT_NORM_KINDS)}")
         for name in spec.get("datasets") or []:
             if name not in known:
                 problems.append(f"pipelines.{pname}.datasets: unknown dataset {name!r} (the "

@@ -53,10 +53,15 @@ def load_backbone(spec: dict, n_classes: int, windows: WindowDataset,
 
 
 class ClassicalPipeline:
-    """A scikit-learn baseline (CSP, tangent space, xDAWN, CCA, band power) on raw windows."""
+    """A scikit-learn baseline (CSP, tangent space, xDAWN, CCA, band power) on raw windows.
 
-    def __init__(self, name: str, **kwargs):
-        self.name, self.kwargs = name, kwargs
+    ``subject_norm``: z-score the baseline's features within each subject
+    (:func:`~brainfm.bench.subject_norm.standardise_per_subject`) between its feature steps,
+    fitted on the training rows, and its last step, the classifier.
+    """
+
+    def __init__(self, name: str, subject_norm: bool = False, **kwargs):
+        self.name, self.subject_norm, self.kwargs = name, bool(subject_norm), kwargs
         self._arrays: dict[int, tuple] = {}
 
     def _data(self, windows: WindowDataset):
@@ -76,19 +81,42 @@ class ClassicalPipeline:
         est = make_baseline(self.name, classes=store.classes, sfreq=store.sfreq, **self.kwargs)
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
-        est.fit(X[split.train], y[split.train])
-        info = {"band": declared_band(est), "window_s": round(X.shape[-1] / store.sfreq, 3)}
-        return FoldPrediction(split.test, est.predict(X[split.test]),
-                              _class_scores(est, X[split.test], len(store.classes)), info)
+        info = {"band": declared_band(est), "window_s": round(X.shape[-1] / store.sfreq, 3),
+                "subject_norm": self.subject_norm}
+        train, test = X[split.train], X[split.test]
+        if self.subject_norm:
+            if not hasattr(est, "steps"):
+                raise ValueError(f"subject_norm: baseline {self.name!r} is no scikit-learn "
+                                 "Pipeline with its classifier as last step, so it has no "
+                                 "features to normalise -> drop subject_norm for it")
+            features, est = est[:-1], est[-1]
+            train, test = _per_subject(features.fit_transform(train, y[split.train]),
+                                      features.transform(test), windows, split)
+        est.fit(train, y[split.train])
+        return FoldPrediction(split.test, est.predict(test),
+                              _class_scores(est, test, len(store.classes)), info)
+
+
+def _per_subject(train: np.ndarray, test: np.ndarray, windows: WindowDataset, split
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A fold's training and test features, each z-scored within each subject on its own
+    side of the split (a subject on both sides never lends its test rows' statistics to its
+    training rows); labels never enter."""
+    from .subject_norm import standardise_per_subject, subject_ids
+
+    subjects = subject_ids(windows.table)
+    return (standardise_per_subject(train, subjects[split.train]),
+            standardise_per_subject(test, subjects[split.test]))
 
 
 class ProbePipeline:
     """Frozen backbone features (cached once per weights and store) + a linear classifier."""
 
-    def __init__(self, backbone: dict, cache_dir):
+    def __init__(self, backbone: dict, cache_dir, subject_norm: bool = False):
         from ..models.adapters import get_adapter
 
         self.backbone, self.cache = backbone, FeatureCache(cache_dir)
+        self.subject_norm = bool(subject_norm)  # z-scored per subject: see _per_subject
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
         self.pretrained = uses_pretrained_weights({"backbone": backbone})
         self._features: dict[tuple, np.ndarray] = {}
@@ -112,9 +140,12 @@ class ProbePipeline:
         n_classes = len(windows.stores[0].classes)
         feats = self._data(windows, seed)
         y = windows.table["label"].to_numpy()
-        clf = linear_probe(seed).fit(feats[split.train], y[split.train])
-        return FoldPrediction(split.test, clf.predict(feats[split.test]),
-                              _full_proba(clf, feats[split.test], n_classes))
+        train, test = feats[split.train], feats[split.test]
+        if self.subject_norm:
+            train, test = _per_subject(train, test, windows, split)
+        clf = linear_probe(seed).fit(train, y[split.train])
+        return FoldPrediction(split.test, clf.predict(test), _full_proba(clf, test, n_classes),
+                              {"subject_norm": self.subject_norm})
 
 
 class NeuralPipeline:
@@ -273,7 +304,7 @@ def make_pipeline(spec: dict, cache_dir):
     if kind == "classical":
         return ClassicalPipeline(spec.pop("baseline"), **spec)
     if kind == "probe":
-        return ProbePipeline(spec["backbone"], cache_dir)
+        return ProbePipeline(spec["backbone"], cache_dir, spec.get("subject_norm", False))
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
         return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
