@@ -64,6 +64,8 @@ class LogPSD(TransformerMixin, BaseEstimator):
     window (not phase-locked to its start) does not keep.
     """
 
+    stateless = True  # the benchmark computes it once per dataset, not per fold
+
     def __init__(self, sfreq: float = 200.0, band=(5.0, 45.0), seg_s: float = 2.0):
         self.sfreq, self.band, self.seg_s = sfreq, band, seg_s
 
