@@ -47,7 +47,7 @@ def test_quick_experiment_end_to_end(quick_run):
     shared = {"eegnet", "criss_cross_finetune", "criss_cross_finetune_flatten",
               "criss_cross_probe", "criss_cross_scratch", "criss_cross_probe_random"}
     assert pipes["ssvep_exoskeleton"] == shared | {"cca"}       # baselines per paradigm
-    assert pipes["eegmat"] == shared | {"csp_lda"}
+    assert pipes["eegmat"] == shared | {"csp_lda", "bandpower_lr", "bandpower_lr_subject_norm"}
     assert pipes["bonn"] == shared | {"bandpower_lr"}
     # LOSO scores the test subjects; bonn (no subject ids) is scored per fold only
     assert set(table.loc[table["dataset"] == "eegmat", "subject"]) == {"00", "01", "__fold__"}
