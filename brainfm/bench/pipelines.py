@@ -75,10 +75,10 @@ class ClassicalPipeline:
 
     def _inputs(self, windows: WindowDataset, est):
         """(X, what to fit on X): the windows and the baseline, or, when the baseline's first
-        step is stateless (band power, a log spectrum: ``stateless = True``), that step's
-        output on every window of the dataset, computed once, and the remaining steps. It
-        learns nothing, so folds get the same features; on eegmmidb_baseline's 64 channels
-        it was most of each fold's time."""
+        step is stateless (band power, a log spectrum, a band-pass: ``stateless = True``),
+        that step's output on every window of the dataset, computed once, and the remaining
+        steps. It learns nothing, so folds get the same inputs; on eegmmidb_baseline's 64
+        channels it was most of each fold's time."""
         X = self._data(windows)[0]
         first = est.steps[0][1] if hasattr(est, "steps") and len(est.steps) > 1 else None
         if not getattr(first, "stateless", False):

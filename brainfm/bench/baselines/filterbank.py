@@ -40,6 +40,8 @@ def _windows(X) -> np.ndarray:
 class BandPass(TransformerMixin, BaseEstimator):
     """Zero-phase Butterworth band-pass of (windows, channels, times); stateless."""
 
+    stateless = True  # the benchmark filters a dataset once, not per fold
+
     def __init__(self, band=MU_BETA, sfreq: float = 200.0, order: int = 4):
         self.band, self.sfreq, self.order = band, sfreq, order
 
