@@ -52,14 +52,18 @@ def _diffusion_heldout(heldout: dict) -> list[str]:
 
 def _masked_patch_heldout(heldout: dict, failing: dict | None) -> list[str]:
     lines = []
-    if heldout:
+    if any("model_vs_best_trivial" in row for row in heldout.values()):
         lines.append("  held-out masked-patch MSE relative to the best trivial predictor "
                      "(below 1 beats it):")
     for name, row in heldout.items():
-        ratio = row["model_vs_best_trivial"]
-        verdict = ("does NOT beat it" if name in failing else "beats it"
-                   if row.get("multichannel") else "single channel: not judged")
-        lines.append(f"    {name}: {ratio:.3f} vs {row.get('best_trivial')}: {verdict}")
+        if "model_vs_best_trivial" in row:
+            ratio = row["model_vs_best_trivial"]
+            verdict = ("does NOT beat it" if name in (failing or {}) else "beats it"
+                       if row.get("multichannel") else "single channel: not judged")
+            lines.append(f"    {name}: {ratio:.3f} vs {row.get('best_trivial')}: {verdict}")
+        if "band_power_vs_channel_mean" in row:
+            lines.append(f"    {name}: hidden patches' log band power, error relative to each "
+                         f"channel's visible mean: {row['band_power_vs_channel_mean']:.3f}")
     if failing is None:
         lines.append("  no held-out figures: whether the model beats the trivial predictors "
                      "was not checked")
@@ -87,6 +91,11 @@ def pretrain_summary(result: dict, seconds: float) -> str:
         lines += _diffusion_heldout(heldout)
     else:
         lines += _masked_patch_heldout(heldout, pretraining_gate({"training": result}))
+    rep = result.get("representation") or {}
+    if rep:
+        lines.append(f"  held-out pooled features: effective rank {rep['effective_rank']:.1f} "
+                     f"of {rep['dims']}, mean std {rep['std_mean']:.3g}"
+                     + (" -- COLLAPSED" if rep.get("collapsed") else ""))
     out = result.get("output_dir")
     if result.get("checkpoint_dir"):
         lines.append(f"  checkpoint folder: {result['checkpoint_dir']}  "

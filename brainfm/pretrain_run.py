@@ -130,6 +130,17 @@ def _supported_precision(trainer_cfg: dict) -> dict:
     return trainer_cfg
 
 
+def pretext_of(task_cfg) -> dict:
+    """What a masked-patch run was trained to predict, and how its patches were hidden (for
+    the checkpoint and its model card); {} for other tasks."""
+    if task_cfg.get("kind", "masked_patch") != "masked_patch":
+        return {}
+    return {"target": task_cfg.get("objective", "reconstruction"),
+            "band_power_weight": float(task_cfg.get("band_power_weight", 0.0)),
+            "mask_kind": task_cfg.get("mask_kind", "bernoulli"),
+            "mask_ratio": float(task_cfg.get("mask_ratio", 0.5))}
+
+
 def run_pretrain(cfg) -> dict:
     import lightning as L
     import torch
@@ -173,11 +184,14 @@ def run_pretrain(cfg) -> dict:
     result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     training = {"objective": cfg.task.get("kind", "masked_patch"),
+                "pretext": pretext_of(cfg.task),
+                "representation": getattr(task, "representation", {}),
                 "steps": int(trainer.global_step),
                 "heldout": task.heldout, "drawn_mix": task.drawn_mix(),
                 "planned_mix": dm.mixture, "rejection": dm.rejection,
                 "view": data.get("view")}
     result["heldout"] = task.heldout
+    result["representation"] = training["representation"]
     if trainer.is_global_zero:
         (out_dir / "training_summary.json").write_text(json.dumps(training, indent=1))
         if cfg.export:

@@ -106,36 +106,81 @@ class ClassicalPipeline:
                                  "Pipeline with its classifier as last step, so it has no "
                                  "features to normalise -> drop subject_norm for it")
             features, est = est[:-1], est[-1]
-            train, test = _per_subject(features.fit_transform(train, y[split.train]),
-                                      features.transform(test), windows, split)
+            train = _per_subject(features.fit_transform(train, y[split.train]), split.train,
+                                 windows)
+            test = _per_subject(features.transform(test), split.test, windows)
         est.fit(train, y[split.train])
         return FoldPrediction(split.test, est.predict(test),
                               _class_scores(est, test, len(store.classes)), info)
 
 
-def _per_subject(train: np.ndarray, test: np.ndarray, windows: WindowDataset, split
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """A fold's training and test features, each z-scored within each subject on its own
-    side of the split (a subject on both sides never lends its test rows' statistics to its
-    training rows); labels never enter."""
+def _per_subject(features: np.ndarray, rows, windows: WindowDataset) -> np.ndarray:
+    """``features`` of the window ``rows`` (one side of a split), z-scored within each
+    subject on these rows only: a subject on both sides of a split never lends the
+    statistics of its test rows to its training rows. Labels never enter."""
     from .subject_norm import standardise_per_subject, subject_ids
 
-    subjects = subject_ids(windows.table)
-    return (standardise_per_subject(train, subjects[split.train]),
-            standardise_per_subject(test, subjects[split.test]))
+    return standardise_per_subject(features, subject_ids(windows.table)[rows])
+
+
+def _per_subject_sides(features: np.ndarray, windows: WindowDataset, split) -> np.ndarray:
+    """A copy of per-window ``features`` of any shape (n, ...) whose training, validation
+    and test rows are each normalised by :func:`_per_subject`; other rows are left as
+    they are (no fold reads them)."""
+    out = np.array(features, dtype=np.float64)
+    for rows in (split.train, split.val, split.test):
+        if len(rows):
+            flat = out[rows].reshape(len(rows), -1)
+            out[rows] = _per_subject(flat, rows, windows).reshape(out[rows].shape)
+    return out
+
+
+PROBE_READOUTS = ("last", "best_layer", "attention")
 
 
 class ProbePipeline:
-    """Frozen backbone features (cached once per weights and store) + a linear classifier."""
+    """Frozen backbone features (cached once per weights, store and read-out) + a classifier.
 
-    def __init__(self, backbone: dict, cache_dir, subject_norm: bool = False):
+    ``readout``: ``last`` pools the last layer (mean over real channels and patches) for a
+    linear probe; ``best_layer`` pools every layer and keeps, per fold, the one whose linear
+    probe (fitted on the training rows) scores best on the fold's validation rows;
+    ``attention`` reads the last layer's tokens through an attention-pooling probe
+    (:mod:`brainfm.bench.attention_probe`). Each row records the read-out it used.
+    ``subject_norm``: every feature (of every layer or token) z-scored within each subject
+    before the read-out, on each side of the split separately (see :func:`_per_subject`).
+    """
+
+    def __init__(self, backbone: dict, cache_dir, readout: str = "last",
+                 subject_norm: bool = False):
         from ..models.adapters import get_adapter
 
-        self.backbone, self.cache = backbone, FeatureCache(cache_dir)
-        self.subject_norm = bool(subject_norm)  # z-scored per subject: see _per_subject
+        if readout not in PROBE_READOUTS:
+            raise ValueError(f"probe readout={readout!r}; use one of {', '.join(PROBE_READOUTS)}")
+        self.backbone, self.cache, self.readout = backbone, FeatureCache(cache_dir), readout
+        self.subject_norm = bool(subject_norm)
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
         self.pretrained = uses_pretrained_weights({"backbone": backbone})
         self._features: dict[tuple, np.ndarray] = {}
+
+    def _extract(self, model, windows):
+        from .probe import extract_features, extract_tokens
+
+        if self.readout == "last":
+            return self.cache.features(model, windows, self.adapter.features)[0]
+        if self.readout == "attention":
+            return self.cache.features(model, windows, self.adapter.features,
+                                       readout="tokens", extract=extract_tokens)[0]
+        layers = self.adapter.layer_features
+        stacked = lambda m, *inputs: torch.cat(layers(m, *inputs), dim=-1)  # noqa: E731
+        flat = self.cache.features(model, windows, stacked, readout="layers",
+                                   extract=extract_features)[0]
+        return flat.reshape(len(flat), -1, flat.shape[1] // self._n_layers(model, windows))
+
+    def _n_layers(self, model, windows) -> int:
+        batch = windows.load_batch(np.arange(1))
+        with torch.no_grad():
+            return len(self.adapter.layer_features(model, batch["x"], batch["sensors"],
+                                                   batch["channel_mask"]))
 
     def _data(self, windows: WindowDataset, seed: int) -> np.ndarray:
         """The dataset's features, built (or read from the disk cache) once, not per fold.
@@ -148,20 +193,43 @@ class ProbePipeline:
         if key not in self._features:
             torch.manual_seed(seed)
             model = self.adapter.load(self.backbone, pretrained=self.pretrained)
-            self._features = {key: self.cache.features(model, windows,
-                                                       self.adapter.features)[0]}
+            self._features = {key: self._extract(model, windows)}
         return self._features[key]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         n_classes = len(windows.stores[0].classes)
         feats = self._data(windows, seed)
         y = windows.table["label"].to_numpy()
-        train, test = feats[split.train], feats[split.test]
+        info = {"readout": self.readout, "subject_norm": self.subject_norm}
         if self.subject_norm:
-            train, test = _per_subject(train, test, windows, split)
-        clf = linear_probe(seed).fit(train, y[split.train])
-        return FoldPrediction(split.test, clf.predict(test), _full_proba(clf, test, n_classes),
-                              {"subject_norm": self.subject_norm})
+            feats = _per_subject_sides(feats, windows, split)
+        if self.readout == "best_layer":
+            layer = self._pick_layer(feats, y, split, seed)
+            feats, info["layer"] = feats[:, layer], layer
+        if self.readout == "attention":
+            from .attention_probe import AttentionPoolProbe
+
+            tokens = feats.reshape(len(feats), -1, feats.shape[-1])
+            clf = AttentionPoolProbe(seed=seed).fit(tokens[split.train], y[split.train])
+            proba = np.zeros((len(split.test), n_classes))
+            proba[:, clf.classes_] = clf.predict_proba(tokens[split.test])
+            return FoldPrediction(split.test, clf.predict(tokens[split.test]), proba, info)
+        clf = linear_probe(seed).fit(feats[split.train], y[split.train])
+        return FoldPrediction(split.test, clf.predict(feats[split.test]),
+                              _full_proba(clf, feats[split.test], n_classes), info)
+
+    @staticmethod
+    def _pick_layer(feats: np.ndarray, y: np.ndarray, split, seed: int) -> int:
+        """The layer whose linear probe, fitted on the training rows, has the best balanced
+        accuracy on the validation rows (the last layer when a fold has none)."""
+        from sklearn.metrics import balanced_accuracy_score
+
+        if len(split.val) == 0:
+            return feats.shape[1] - 1
+        scores = [balanced_accuracy_score(
+            y[split.val], linear_probe(seed).fit(feats[split.train, k], y[split.train])
+            .predict(feats[split.val, k])) for k in range(feats.shape[1])]
+        return int(np.argmax(scores))
 
 
 class NeuralPipeline:
@@ -320,7 +388,8 @@ def make_pipeline(spec: dict, cache_dir):
     if kind == "classical":
         return ClassicalPipeline(spec.pop("baseline"), **spec)
     if kind == "probe":
-        return ProbePipeline(spec["backbone"], cache_dir, spec.get("subject_norm", False))
+        return ProbePipeline(spec["backbone"], cache_dir, readout=spec.get("readout", "last"),
+                             subject_norm=spec.get("subject_norm", False))
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
         return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
