@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import diffusion_speed as diffusion_speed_script
 import prep as prep_script
 import pretrain_transfer as pretrain_transfer_script
+import subject_norm as subject_norm_script
 import train as train_script
 
 MULTICHANNEL = ("eegmat", "eegmmidb_baseline", "muse_p300", "ssvep_exoskeleton")
@@ -412,3 +413,11 @@ def diffusion_probe_tiny(path: Path) -> str:
                                ("ssvep_exoskeleton", "ssvep_exoskeleton (12)", False),
                                ("eegmmidb_baseline", "eegmmidb_baseline (108, eyes open/closed)",
                                 False)])
+
+
+def subject_norm(*paths: Path) -> str:
+    """Baselines with and without per-subject normalisation: benchmarks/subject_norm.py's
+    summaries (one per run of it), as that script prints them, in one table."""
+    import pandas as pd
+
+    return subject_norm_script.markdown(pd.concat([pd.read_csv(p) for p in paths]))

@@ -1,8 +1,8 @@
 """Per-subject normalisation: classical baselines with and without it, LOSO, per subject.
 
-    python benchmarks/subject_norm.py --store-root stores
+    python benchmarks/subject_norm.py --store-root stores --baselines bandpower_lr alpha_lr
     python benchmarks/subject_norm.py --store-root stores --datasets eegmat \
-        --baselines bandpower_lr --folds 6 --out /tmp/subject_norm
+        --baselines csp_lda --out benchmarks/results/subject_norm/eegmat_csp_lda
 
 Each baseline runs twice through the benchmark runner on the same leave-one-subject-out
 folds (no validation set: nothing is selected): as it is, and with ``subject_norm: true``
@@ -12,9 +12,10 @@ windows; :mod:`brainfm.bench.subject_norm`). ``alpha_lr`` is band power in the a
 
 - ``per_subject.csv``: one row per dataset, baseline, with/without, subject and metric;
 - ``summary.csv``: per dataset, baseline and metric, the mean over subjects without and
-  with normalisation (``without_norm``, ``with_norm``), the paired difference (with - without) with a 95 % bootstrap CI over
-  subjects, the Wilcoxon signed-rank p-value and how many subjects improved / worsened;
-- ``summary.md``: the same as a table.
+  with normalisation (``without_norm``, ``with_norm``), the paired difference (with -
+  without) with a 95 % bootstrap CI over subjects, the Wilcoxon signed-rank p-value and
+  how many subjects improved / worsened;
+- ``summary.md``: the same as a table (docs/benchmarks.md renders it from summary.csv).
 
 The runner's cells go to ``--work`` (resumable); prepare the stores first
 (``brainfm-prep dataset=eegmmidb_baseline``, ``dataset=eegmat``).
@@ -28,7 +29,6 @@ from pathlib import Path
 import pandas as pd
 
 from brainfm.bench.metrics import paired_wilcoxon
-from brainfm.bench.runner import run_benchmark
 from brainfm.bench.stats import hierarchical_bootstrap
 
 SUFFIX = "_subject_norm"
@@ -79,6 +79,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(summary: pd.DataFrame) -> str:
+    """The summary as a table (docs/benchmarks.md renders it from summary.csv)."""
     lines = ["| dataset | baseline | metric | subjects | without | with | with - without "
              "[95 % CI] | Wilcoxon p | better / worse |", "|" + "---|" * 9]
     for r in summary.itertuples():
@@ -90,6 +91,8 @@ def markdown(summary: pd.DataFrame) -> str:
 
 
 def main() -> None:
+    from brainfm.bench.runner import run_benchmark
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store-root", type=Path, default=Path("stores"))
     ap.add_argument("--datasets", nargs="+", default=["eegmmidb_baseline", "eegmat"])
@@ -108,7 +111,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows.to_csv(args.out / "per_subject.csv", index=False, float_format="%.6g")
     summary.to_csv(args.out / "summary.csv", index=False, float_format="%.6g")
-    text = markdown(summary)
+    text = markdown(pd.read_csv(args.out / "summary.csv"))  # as docs_blocks.py renders it
     (args.out / "summary.md").write_text(text + "\n")
     print(text)
     print(f"{result['computed']} cells computed, {result['skipped']} already done, "
