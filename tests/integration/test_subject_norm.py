@@ -26,8 +26,10 @@ pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 NAME = "eegmmidb_baseline"
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "subject_norm.py"
 TINY = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "positional": "sensor"}
+RANDOM = {"model": TINY, "pretrained": False}
 PIPELINES = {"bandpower_lr": {"kind": "classical", "baseline": "bandpower_lr"},
-             "probe": {"kind": "probe", "backbone": {"model": TINY, "pretrained": False}}}
+             "probe": {"kind": "probe", "backbone": RANDOM},
+             "probe_every_layer": {"kind": "probe", "backbone": RANDOM, "readout": "best_layer"}}
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +55,9 @@ def _with_labels_flipped(root: Path, dest: Path, subject: str) -> Path:
     return dest
 
 
-def _first_fold(root: Path):
+def _first_fold(root: Path, val_subjects: int = 0):
     windows = WindowDataset([root / NAME])
-    split = next(LeaveOneSubjectOut(val_subjects=0).split(windows.table))
+    split = next(LeaveOneSubjectOut(val_subjects=val_subjects).split(windows.table))
     return windows, split
 
 
@@ -64,18 +66,20 @@ def test_test_subject_labels_never_reach_the_normalisation(twelve_subjects, tmp_
                                                           pipeline):
     """Flipping every label of the held-out subject leaves its normalised features, hence
     the fold's predictions and scores, bit-identical; flipping a training subject's labels
-    changes them (the check can see labels that are used)."""
+    changes them (the check can see labels that are used). Three validation subjects, on
+    which the every-layer probe chooses its layer, are normalised on their own too."""
     spec = {**PIPELINES[pipeline], "subject_norm": True}
 
     def predict(root):
-        windows, split = _first_fold(root)
+        windows, split = _first_fold(root, val_subjects=3)
         pred = make_pipeline(spec, tmp_path / "features").run_fold(windows, split, seed=0)
         return windows, split, pred
 
     windows, split, base = predict(twelve_subjects)
     assert base.info["subject_norm"] is True
-    test_subject = windows.table["subject"].astype(str)[split.test].unique()
-    assert list(test_subject) == ["002"]
+    subject = windows.table["subject"].astype(str).to_numpy()
+    assert list(np.unique(subject[split.test])) == ["002"] and len(split.val) == 36
+    trained_on = sorted(set(subject[split.train]))
     flipped_windows, _, flipped = predict(_with_labels_flipped(twelve_subjects,
                                                                tmp_path / "test", "002"))
     assert (flipped_windows.table["label"].to_numpy()[split.test]
@@ -83,7 +87,7 @@ def test_test_subject_labels_never_reach_the_normalisation(twelve_subjects, tmp_
     np.testing.assert_array_equal(flipped.y_pred, base.y_pred)
     np.testing.assert_array_equal(flipped.y_score, base.y_score)
     _, _, train_flipped = predict(_with_labels_flipped(twelve_subjects, tmp_path / "train",
-                                                       "005"))
+                                                       trained_on[0]))
     assert not np.array_equal(train_flipped.y_score, base.y_score)
 
 
