@@ -58,12 +58,12 @@ def test_quick_experiment_end_to_end(quick_run):
     summary = open(f"{_report_dir(stdout)}/summary.md").read()
     assert "| folds | seeds |" in summary and "| subjects | seeds |" in summary
     assert "Paired Wilcoxon" in summary and "p Holm" in summary
-    assert "42 cells computed, 0 already done" in stdout
+    assert "46 cells computed, 0 already done" in stdout
 
 
 def test_rerun_computes_nothing(quick_run):
     cwd, store_root, _ = quick_run
-    assert "0 cells computed, 42 already done" in _bench(cwd, store_root)
+    assert "0 cells computed, 46 already done" in _bench(cwd, store_root)
 
 
 def test_multirun_sweep_shares_finished_cells(quick_run):
