@@ -226,7 +226,9 @@ def _neural_problems(where: str, spec: dict) -> list[str]:
     from .bench.pipelines import NeuralPipeline
 
     takes = (_signature_keys(NeuralPipeline) or set()) - {"kind", "cache_dir"}
-    out = _foreign_keys(where, _options(spec), takes, f"a {spec['kind']} pipeline")
+    # subject_norm has its own check (true is refused here, false means nothing)
+    out = _foreign_keys(where, _options(spec, "subject_norm"), takes,
+                        f"a {spec['kind']} pipeline")
     epochs = spec.get("epochs", 1)
     if not _whole_number(epochs, 1):
         out.append(f"{where}.epochs={epochs!r}; use a whole number >= 1 (0 would score an "

@@ -415,6 +415,9 @@ def make_pipeline(spec: dict, cache_dir):
                              readout=spec.get("readout", "recorded"),
                              subject_norm=spec.get("subject_norm", False))
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
+        if spec.pop("subject_norm", False):
+            raise ValueError(f"subject_norm: a {kind} pipeline trains on windows, not on "
+                             "features it could normalise -> drop subject_norm for it")
         return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
                      "eegnet or shallow")

@@ -69,4 +69,7 @@ def test_band_power_runs_with_and_without_per_subject_normalisation(name):
         {k: v for k, v in pipes["bandpower_lr"].items() if k != "datasets"}
     for pname in normalised:  # never on datasets without subject ids (one class a recording)
         assert not {"bonn", "delhi"} & set(pipes[pname]["datasets"]), pname
-    assert not [p for p in bench_problems(cfg) if "subject_norm" in p]
+    # the option itself is accepted (other problems, e.g. a checkpoint the pretrained block
+    # has yet to make, are not this test's)
+    assert not [p for p in bench_problems(cfg)
+                if ".subject_norm=" in p or "option 'subject_norm'" in p]
