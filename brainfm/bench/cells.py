@@ -21,23 +21,30 @@ from ..embed.core import check_store_contract
 from .metrics import classification_metrics
 from .pipelines import make_pipeline, uses_pretrained_weights
 from .pretrained import check_pretraining_disjoint, checkpoint_for
-from .protocols import make_protocol
+from .protocols import protocol_from_spec
 from .results import ResultsStore, cell_key, file_digest
 
 
 @dataclass(frozen=True)
 class Cell:
     """``config``: dataset, store (its config hash), pipeline, pipeline_spec, protocol, seed,
-    fold and, with a checkpoint, checkpoint_sha1; ``estimate_s``: its expected compute time,
-    for balancing jobs."""
+    fold and, with a checkpoint, checkpoint_sha1; ``subjects``: the fold's test subjects (a
+    stored cell must score each); ``estimate_s``: its expected compute time, for balancing
+    jobs."""
     key: str
     config: dict
     estimate_s: float
+    subjects: tuple = ()
 
     @property
     def label(self) -> str:
         c = self.config
         return f"{c['dataset']} {c['pipeline']} seed={c['seed']} {c['fold']}"
+
+
+def _subject_of(group: str) -> str:
+    """A subject key (``dataset/subject``) as the tidy table names it."""
+    return group.split("/", 1)[1]
 
 
 def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_classes,
@@ -52,7 +59,7 @@ def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_class
         scores = classification_metrics(
             y_true[pred.rows][pick], pred.y_pred[pick],
             None if pred.y_score is None else pred.y_score[pick], n_classes=n_classes)
-        subject = group if group == "__fold__" else group.split("/", 1)[1]
+        subject = group if group == "__fold__" else _subject_of(group)
         out += [dict(dataset=dataset, pipeline=pipeline, protocol=protocol, fold=fold,
                      subject=subject, seed=seed, metric=m, value=float(v))
                 for m, v in scores.items()]
@@ -82,8 +89,7 @@ def _labelled_windows(store_root, dataset: str) -> WindowDataset:
 
 
 def _folds(windows: WindowDataset, protocol_spec: dict):
-    kwargs = dict(protocol_spec)
-    return list(make_protocol(kwargs.pop("name"), **kwargs).split(windows.table))
+    return list(protocol_from_spec(protocol_spec).split(windows.table))
 
 
 #: Relative cost of one training epoch (or one fit) per pipeline kind, per channel and window;
@@ -121,6 +127,8 @@ def plan_cells(experiment: dict, store_root, store: ResultsStore) -> list[Cell]:
         protocol_spec = experiment["protocols"].get(dataset) or experiment["protocols"]["default"]
         folds = _folds(windows, protocol_spec)[:experiment.get("max_folds") or None]
         n_channels = int(windows.table["n_channels"].max())
+        groups = subject_groups(windows.table)
+        has_subjects = bool((windows.table["subject"].astype(str) != NO_SUBJECT).any())
         for pname, raw_spec in experiment["pipelines"].items():
             pipe_spec = _pipeline_for(dataset, raw_spec)
             if pipe_spec is None:
@@ -140,7 +148,9 @@ def plan_cells(experiment: dict, store_root, store: ResultsStore) -> list[Cell]:
                               "pipeline": pname, "pipeline_spec": pipe_spec,
                               "protocol": protocol_spec, "seed": seed, "fold": split.name,
                               **({"checkpoint_sha1": weights} if weights else {})}
-                    cells.append(Cell(cell_key(config), config, estimate))
+                    tested = (tuple(sorted({_subject_of(g) for g in np.unique(groups[split.test])}))
+                              if has_subjects else ())
+                    cells.append(Cell(cell_key(config), config, estimate, tested))
     return cells
 
 
@@ -164,7 +174,7 @@ class CellComputer:
     def compute(self, cell: Cell) -> bool:
         """Compute and store ``cell``; False when the store has it already (another writer
         got there first, or a re-queued job passes a cell it finished before)."""
-        if self.store.has(cell.key):
+        if self.store.has(cell.key, cell.config, cell.subjects):
             return False
         c = cell.config
         windows, splits = self._dataset(c["dataset"], c["protocol"])

@@ -53,11 +53,17 @@ def load_backbone(spec: dict, n_classes: int, windows: WindowDataset,
 
 
 class ClassicalPipeline:
-    """A scikit-learn baseline (CSP, tangent space, xDAWN, CCA, band power) on raw windows."""
+    """A scikit-learn baseline (CSP, tangent space, xDAWN, CCA, band power) on raw windows.
 
-    def __init__(self, name: str, **kwargs):
-        self.name, self.kwargs = name, kwargs
+    ``subject_norm``: z-score the baseline's features within each subject
+    (:func:`~brainfm.bench.subject_norm.standardise_per_subject`) between its feature steps,
+    fitted on the training rows, and its last step, the classifier.
+    """
+
+    def __init__(self, name: str, subject_norm: bool = False, **kwargs):
+        self.name, self.subject_norm, self.kwargs = name, bool(subject_norm), kwargs
         self._arrays: dict[int, tuple] = {}
+        self._stateless: dict[int, np.ndarray] = {}
 
     def _data(self, windows: WindowDataset):
         from .baselines.classical import arrays_from_store
@@ -66,6 +72,20 @@ class ClassicalPipeline:
         if key not in self._arrays:
             self._arrays = {key: arrays_from_store(windows)}
         return self._arrays[key]
+
+    def _inputs(self, windows: WindowDataset, est):
+        """(X, what to fit on X): the windows and the baseline, or, when the baseline's first
+        step is stateless (band power, a log spectrum, a band-pass: ``stateless = True``),
+        that step's output on every window of the dataset, computed once, and the remaining
+        steps. It learns nothing, so folds get the same inputs; on eegmmidb_baseline's 64
+        channels it was most of each fold's time."""
+        X = self._data(windows)[0]
+        first = est.steps[0][1] if hasattr(est, "steps") and len(est.steps) > 1 else None
+        if not getattr(first, "stateless", False):
+            return X, est
+        if id(windows) not in self._stateless:
+            self._stateless = {id(windows): first.transform(X)}
+        return self._stateless[id(windows)], est[1:]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         from .baselines import declared_band
@@ -76,22 +96,99 @@ class ClassicalPipeline:
         est = make_baseline(self.name, classes=store.classes, sfreq=store.sfreq, **self.kwargs)
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
-        est.fit(X[split.train], y[split.train])
-        info = {"band": declared_band(est), "window_s": round(X.shape[-1] / store.sfreq, 3)}
-        return FoldPrediction(split.test, est.predict(X[split.test]),
-                              _class_scores(est, X[split.test], len(store.classes)), info)
+        info = {"band": declared_band(est), "window_s": round(X.shape[-1] / store.sfreq, 3),
+                "subject_norm": self.subject_norm}
+        X, est = self._inputs(windows, est)
+        train, test = X[split.train], X[split.test]
+        if self.subject_norm:
+            if not hasattr(est, "steps"):
+                raise ValueError(f"subject_norm: baseline {self.name!r} is no scikit-learn "
+                                 "Pipeline with its classifier as last step, so it has no "
+                                 "features to normalise -> drop subject_norm for it")
+            features, est = est[:-1], est[-1]
+            train = _per_subject(features.fit_transform(train, y[split.train]), split.train,
+                                 windows)
+            test = _per_subject(features.transform(test), split.test, windows)
+        est.fit(train, y[split.train])
+        return FoldPrediction(split.test, est.predict(test),
+                              _class_scores(est, test, len(store.classes)), info)
+
+
+def _per_subject(features: np.ndarray, rows, windows: WindowDataset) -> np.ndarray:
+    """``features`` of the window ``rows`` (one side of a split), z-scored within each
+    subject on these rows only: a subject on both sides of a split never lends the
+    statistics of its test rows to its training rows. Labels never enter."""
+    from .subject_norm import standardise_per_subject, subject_ids
+
+    return standardise_per_subject(features, subject_ids(windows.table)[rows])
+
+
+def _per_subject_sides(features: np.ndarray, windows: WindowDataset, split) -> np.ndarray:
+    """A copy of per-window ``features`` of any shape (n, ...) whose training, validation
+    and test rows are each normalised by :func:`_per_subject`; other rows are left as
+    they are (no fold reads them)."""
+    out = np.array(features, dtype=np.float64)
+    for rows in (split.train, split.val, split.test):
+        if len(rows):
+            flat = out[rows].reshape(len(rows), -1)
+            out[rows] = _per_subject(flat, rows, windows).reshape(out[rows].shape)
+    return out
+
+
+PROBE_READOUTS = ("recorded", "last", "best_layer", "attention")
 
 
 class ProbePipeline:
-    """Frozen backbone features (cached once per weights and store) + a linear classifier."""
+    """Frozen backbone features (cached once per weights, store and read-out) + a classifier.
 
-    def __init__(self, backbone: dict, cache_dir):
+    ``readout``: ``recorded`` (the default) pools the layer the checkpoint records as its
+    read-out (the last when it records none; the same layer for its random initialisation);
+    ``last`` pools the last layer (mean over real channels and patches) for a linear probe;
+    ``best_layer`` pools every layer and keeps, per fold, the one whose linear
+    probe (fitted on the training rows) scores best on the fold's validation rows;
+    ``attention`` reads the last layer's tokens through an attention-pooling probe
+    (:mod:`brainfm.bench.attention_probe`). Each row records the read-out it used.
+    ``subject_norm``: every feature (of every layer or token) z-scored within each subject
+    before the read-out, on each side of the split separately (see :func:`_per_subject`).
+    """
+
+    def __init__(self, backbone: dict, cache_dir, readout: str = "recorded",
+                 subject_norm: bool = False):
         from ..models.adapters import get_adapter
 
-        self.backbone, self.cache = backbone, FeatureCache(cache_dir)
+        if readout not in PROBE_READOUTS:
+            raise ValueError(f"probe readout={readout!r}; use one of {', '.join(PROBE_READOUTS)}")
+        self.backbone, self.cache, self.readout = backbone, FeatureCache(cache_dir), readout
+        self.subject_norm = bool(subject_norm)
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
         self.pretrained = uses_pretrained_weights({"backbone": backbone})
         self._features: dict[tuple, np.ndarray] = {}
+        self.layer = recorded_layer(backbone) if readout == "recorded" else None
+
+    def _extract(self, model, windows):
+        from .probe import extract_features, extract_tokens
+
+        if self.readout in ("last", "recorded") and self.layer is None:
+            return self.cache.features(model, windows, self.adapter.features)[0]
+        if self.readout == "recorded":
+            layer, layers = self.layer, self.adapter.layer_features
+            return self.cache.features(
+                model, windows, lambda m, *inputs: layers(m, *inputs)[layer],
+                readout=f"layer{layer}", extract=extract_features)[0]
+        if self.readout == "attention":
+            return self.cache.features(model, windows, self.adapter.features,
+                                       readout="tokens", extract=extract_tokens)[0]
+        layers = self.adapter.layer_features
+        stacked = lambda m, *inputs: torch.cat(layers(m, *inputs), dim=-1)  # noqa: E731
+        flat = self.cache.features(model, windows, stacked, readout="layers",
+                                   extract=extract_features)[0]
+        return flat.reshape(len(flat), -1, flat.shape[1] // self._n_layers(model, windows))
+
+    def _n_layers(self, model, windows) -> int:
+        batch = windows.load_batch(np.arange(1))
+        with torch.no_grad():
+            return len(self.adapter.layer_features(model, batch["x"], batch["sensors"],
+                                                   batch["channel_mask"]))
 
     def _data(self, windows: WindowDataset, seed: int) -> np.ndarray:
         """The dataset's features, built (or read from the disk cache) once, not per fold.
@@ -104,17 +201,45 @@ class ProbePipeline:
         if key not in self._features:
             torch.manual_seed(seed)
             model = self.adapter.load(self.backbone, pretrained=self.pretrained)
-            self._features = {key: self.cache.features(model, windows,
-                                                       self.adapter.features)[0]}
+            self._features = {key: self._extract(model, windows)}
         return self._features[key]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         n_classes = len(windows.stores[0].classes)
         feats = self._data(windows, seed)
         y = windows.table["label"].to_numpy()
+        info = {"readout": self.readout, "subject_norm": self.subject_norm}
+        if self.layer is not None:
+            info["layer"] = self.layer
+        if self.subject_norm:
+            feats = _per_subject_sides(feats, windows, split)
+        if self.readout == "best_layer":
+            layer = self._pick_layer(feats, y, split, seed)
+            feats, info["layer"] = feats[:, layer], layer
+        if self.readout == "attention":
+            from .attention_probe import AttentionPoolProbe
+
+            tokens = feats.reshape(len(feats), -1, feats.shape[-1])
+            clf = AttentionPoolProbe(seed=seed).fit(tokens[split.train], y[split.train])
+            proba = np.zeros((len(split.test), n_classes))
+            proba[:, clf.classes_] = clf.predict_proba(tokens[split.test])
+            return FoldPrediction(split.test, clf.predict(tokens[split.test]), proba, info)
         clf = linear_probe(seed).fit(feats[split.train], y[split.train])
         return FoldPrediction(split.test, clf.predict(feats[split.test]),
-                              _full_proba(clf, feats[split.test], n_classes))
+                              _full_proba(clf, feats[split.test], n_classes), info)
+
+    @staticmethod
+    def _pick_layer(feats: np.ndarray, y: np.ndarray, split, seed: int) -> int:
+        """The layer whose linear probe, fitted on the training rows, has the best balanced
+        accuracy on the validation rows (the last layer when a fold has none)."""
+        from sklearn.metrics import balanced_accuracy_score
+
+        if len(split.val) == 0:
+            return feats.shape[1] - 1
+        scores = [balanced_accuracy_score(
+            y[split.val], linear_probe(seed).fit(feats[split.train, k], y[split.train])
+            .predict(feats[split.val, k])) for k in range(feats.shape[1])]
+        return int(np.argmax(scores))
 
 
 class NeuralPipeline:
@@ -264,6 +389,19 @@ def _full_proba(clf, X, n_classes: int) -> np.ndarray:
     return out
 
 
+def recorded_layer(backbone: dict) -> int | None:
+    """The read-out layer a backbone spec's checkpoint records (None: the last layer, or no
+    checkpoint)."""
+    checkpoint = backbone.get("checkpoint")
+    if not checkpoint:
+        return None
+    from ..checkpoint import read_model_file
+
+    training = (read_model_file(checkpoint)[2].get("training") or {})
+    layer = (training.get("readout") or {}).get("layer")
+    return None if layer is None else int(layer)
+
+
 def make_pipeline(spec: dict, cache_dir):
     """A pipeline from its config: ``{"kind": classical|probe|finetune|scratch|eegnet|shallow,
     ...}``."""
@@ -273,8 +411,13 @@ def make_pipeline(spec: dict, cache_dir):
     if kind == "classical":
         return ClassicalPipeline(spec.pop("baseline"), **spec)
     if kind == "probe":
-        return ProbePipeline(spec["backbone"], cache_dir)
+        return ProbePipeline(spec["backbone"], cache_dir,
+                             readout=spec.get("readout", "recorded"),
+                             subject_norm=spec.get("subject_norm", False))
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
+        if spec.pop("subject_norm", False):
+            raise ValueError(f"subject_norm: a {kind} pipeline trains on windows, not on "
+                             "features it could normalise -> drop subject_norm for it")
         return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
                      "eegnet or shallow")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..configuration import drop_null_entries
 from .cells import plan_cells
 from .executor import ExecutorSettings, run_jobs
 from .jobs import cell_jobs
@@ -30,6 +31,7 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     variants) and ``allow_pretraining_overlap`` (default false).
     """
     from ..validate import bench_problems, raise_problems
+    experiment = drop_null_entries(experiment)
     raise_problems("run_benchmark", bench_problems(experiment, store_root))
     out_dir = Path(out_dir)
     report_dir = Path(report_dir or out_dir)
@@ -39,13 +41,13 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     t0 = time.perf_counter()
     cells = plan_cells(experiment, store_root, store)
     keys = [cell.key for cell in cells]
-    missing = [cell for cell in cells if not store.has(cell.key)]
+    missing = [cell for cell in cells if not store.has(cell.key, cell.config, cell.subjects)]
     settings = ExecutorSettings.from_config(experiment.get("executor"))
     jobs = cell_jobs(missing, settings.cells_per_job(len(missing)), store_root=store_root,
                      results_dir=out_dir, cache_dir=cache_dir,
                      threads=None if settings.name == "serial" else settings.threads_per_worker)
     run_jobs(jobs, settings, settings.folder or report_dir / "jobs", progress=progress)
-    computed = sum(store.has(cell.key) for cell in missing)
+    computed = sum(store.has(cell.key, cell.config, cell.subjects) for cell in missing)
     skipped = len(cells) - len(missing)
     table, cells = store.frames(keys)
     table.to_csv(report_dir / "results.csv", index=False)
@@ -54,4 +56,5 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     figures = plots(table, report_dir) if not table.empty else []
     return {"computed": computed, "skipped": skipped, "seconds": time.perf_counter() - t0,
             "rows": len(table), "summary": text, "figures": [str(f) for f in figures],
-            "report_dir": str(report_dir)}
+            "report_dir": str(report_dir),
+            "set_aside": [(str(cell), str(dest)) for cell, dest in store.set_aside]}
