@@ -13,12 +13,11 @@ seconds (``seconds`` in each cell file) should replace them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import defaultdict
 from pathlib import Path
-
-from prep import _write_section  # this folder's helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,7 +59,7 @@ def main(argv=None) -> int:
                    help="assumed criss-cross training tokens per GPU-second")
     p.add_argument("--window-rate", type=float, default=5e3,
                    help="assumed EEGNet / ShallowConvNet training windows per GPU-second")
-    p.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    p.add_argument("--write", action="store_true", help="update the docs (make docs)")
     args = p.parse_args(argv)
     from omegaconf import OmegaConf
 
@@ -72,9 +71,25 @@ def main(argv=None) -> int:
     experiment = OmegaConf.to_container(cfg, resolve=False)
     ensure_stores(list(experiment["datasets"]), args.store_root, None)
     rows = workload(experiment, args.store_root)
+    result = {"experiment": args.experiment, "token_rate": args.token_rate,
+              "window_rate": args.window_rate, "rows": rows}
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / f"bench_cost_{args.experiment}.json").write_text(
+        json.dumps(result, indent=1, sort_keys=True) + "\n")
+    print(render(result))
+    if args.write:
+        from docs_blocks import write
+
+        write()
+    return 0
+
+
+def render(result: dict) -> str:
+    """docs/benchmarks.md's table (benchmarks/docs_blocks.py, block bench-full-cost)."""
+    rows, token_rate, window_rate = result["rows"], result["token_rate"], result["window_rate"]
     hours = {"criss-cross": rows.get("criss-cross", {}).get("token_passes", 0)
-             / args.token_rate / 3600,
-             "compact": rows.get("compact", {}).get("window_passes", 0) / args.window_rate / 3600}
+             / token_rate / 3600,
+             "compact": rows.get("compact", {}).get("window_passes", 0) / window_rate / 3600}
     lines = ["| pipelines | cells | training window-passes | training token-passes | "
              "GPU-hours at the assumed rate |", "|---|---|---|---|---|"]
     for kind, row in sorted(rows.items()):
@@ -82,19 +97,15 @@ def main(argv=None) -> int:
         lines.append(f"| {kind} | {row['cells']:,} | {row['window_passes']:,} | "
                      f"{row['token_passes']:,} | {gpu} |")
     total_cells = sum(r["cells"] for r in rows.values())
-    text = (f"`python benchmarks/bench_cost.py --experiment {args.experiment} "
-            f"--token-rate {args.token_rate:g} --window-rate {args.window_rate:g} --write`: "
+    return (f"`python benchmarks/bench_cost.py --experiment {result['experiment']} "
+            f"--token-rate {token_rate:g} --window-rate {window_rate:g} --write`: "
             f"{total_cells:,} cells.\n\n" + "\n".join(lines) + "\n\n"
-            f"Cells' training only, at **assumed** rates: {args.token_rate:,.0f} criss-cross "
-            f"tokens (one channel x 1 s patch) and {args.window_rate:,.0f} EEGNet / "
+            f"Cells' training only, at **assumed** rates: {token_rate:,.0f} criss-cross "
+            f"tokens (one channel x 1 s patch) and {window_rate:,.0f} EEGNet / "
             "ShallowConvNet windows per GPU-second. Not counted: validation and test passes, "
             "feature extraction for the probes, each cell's start-up, and the pretraining of "
             "the leave-dataset-out checkpoints.\n\n"
             f"Total: about **{sum(hours.values()):.0f} GPU-hours** for the cells.")
-    print(text)
-    if args.write:
-        _write_section(ROOT / "docs" / "benchmarks.md", "fullcost", text)
-    return 0
 
 
 if __name__ == "__main__":

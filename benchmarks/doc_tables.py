@@ -15,7 +15,9 @@ from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
+import bench_cost as bench_cost_script
 import diffusion_speed as diffusion_speed_script
+import executor_speed as executor_speed_script
 import prep as prep_script
 import pretrain_transfer as pretrain_transfer_script
 import subject_norm as subject_norm_script
@@ -47,6 +49,14 @@ def prep(path: Path) -> str:
 
 def train(path: Path) -> str:
     return train_script.render(_json(path))
+
+
+def executor_speed(path: Path) -> str:
+    return executor_speed_script.render(_json(path))
+
+
+def bench_cost(path: Path) -> str:
+    return bench_cost_script.render(_json(path))
 
 
 def diffusion_speed(path: Path) -> str:

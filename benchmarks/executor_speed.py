@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from prep import _write_section  # this folder's helper
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TINY = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "positional": "sensor"}
@@ -81,7 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=1, help="epochs of each network")
     p.add_argument("--store-root", type=Path,
                    default=Path(os.environ.get("BRAINFM_STORE_ROOT", ROOT / "stores")))
-    p.add_argument("--write", action="store_true", help="update docs/performance.md")
+    p.add_argument("--write", action="store_true", help="update the docs (make docs)")
     p.add_argument("--note", default="", help="a line on the machine's state, for the doc")
     p.add_argument("--child", choices=["serial", "local"])
     p.add_argument("--out", type=Path)
@@ -109,28 +107,35 @@ def main(argv=None) -> int:
         n_cells = reference.groupby(["dataset", "pipeline", "fold"]).ngroups
     serial, local = (statistics.median(walls[s]) for s in ("serial", "local"))
     result = {"cells": n_cells, "folds": args.folds, "epochs": args.epochs,
-              "repeats": args.repeats,
-              "serial_s": walls["serial"], "local_s": walls["local"],
+              "repeats": args.repeats, "serial_s": walls["serial"], "local_s": walls["local"],
               "ratio_serial_over_local": serial / local, "cpus": os.cpu_count(),
               "note": args.note}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "executor_speed.json").write_text(json.dumps(result, indent=1) + "\n")
-    text = (f"`python benchmarks/executor_speed.py --repeats {args.repeats} --folds {args.folds}"
-            f" --epochs {args.epochs} --write`: {n_cells} cells (the first {args.folds} LOSO "
-            f"folds of eegmat and ssvep_exoskeleton; the classical baseline, EEGNet and a tiny "
-            f"criss-cross from scratch, {args.epochs} epoch(s) each), {os.cpu_count()} CPUs"
-            + (f"; {args.note}" if args.note else "") + ".\n\n"
+    print(render(result))
+    if args.write:
+        from docs_blocks import write
+
+        write()
+    return 0
+
+
+def render(result: dict) -> str:
+    """docs/performance.md's table (benchmarks/docs_blocks.py, block executor-speed)."""
+    serial, local = (statistics.median(result[k]) for k in ("serial_s", "local_s"))
+    note = f"; {result['note']}" if result.get("note") else ""
+    return (f"`python benchmarks/executor_speed.py --repeats {result['repeats']} --folds "
+            f"{result['folds']} --epochs {result['epochs']} --write`: {result['cells']} cells "
+            f"(the first {result['folds']} LOSO fold(s) of eegmat and ssvep_exoskeleton; the "
+            f"classical baseline, EEGNet and a tiny criss-cross from scratch, "
+            f"{result['epochs']} epoch(s) each), {result['cpus']} CPUs{note}.\n\n"
             "| executor | wall s per run (each) | median |\n|---|---|---|\n"
-            f"| serial (one process, torch's default threads) | "
-            f"{', '.join(f'{w:.1f}' for w in walls['serial'])} | {serial:.1f} |\n"
-            f"| local, 2 workers x 1 thread | "
-            f"{', '.join(f'{w:.1f}' for w in walls['local'])} | {local:.1f} |\n\n"
+            "| serial (one process, torch's default threads) | "
+            f"{', '.join(f'{w:.1f}' for w in result['serial_s'])} | {serial:.1f} |\n"
+            "| local, 2 workers x 1 thread | "
+            f"{', '.join(f'{w:.1f}' for w in result['local_s'])} | {local:.1f} |\n\n"
             f"serial / local wall time: **{serial / local:.2f}x**; every run's results.csv "
             "equals the first serial run's, value for value.")
-    print(text)
-    if args.write:
-        _write_section(ROOT / "docs" / "performance.md", "executor", text)
-    return 0
 
 
 if __name__ == "__main__":
