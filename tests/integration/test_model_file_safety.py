@@ -2,6 +2,7 @@
 allocation, weights with NaN/Inf are refused (or loaded with a warning when allowed), and a
 file cut short says so."""
 import resource
+import time
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,20 @@ def _peak_rss_mb() -> float:
 @pytest.mark.parametrize("key, value, message", [
     ("d_ff", 2_000_000_000, "exceeds the .* weights the file holds"),
     ("n_layers", 10_000_000, "exceeds the .* weights the file holds"),
-    ("d_ff", 4096, "does not describe the weights"),
-    ("n_layers", 3, "does not describe the weights"),
+    ("d_ff", 4096, "builds more than .* parameters, the file holds"),
+    ("n_layers", 3, "builds more than .* parameters, the file holds"),
+    ("n_layers", 60_000, "builds more than .* parameters, the file holds"),
+    ("d_ff", 16, "does not describe the weights"),
 ])
 def test_config_asking_for_more_than_the_weights_is_refused_before_allocation(
         model_file, key, value, message):
     _rewrite(model_file, lambda p: p["config"].__setitem__(key, value))
-    before = _peak_rss_mb()
+    before, t0 = _peak_rss_mb(), time.perf_counter()
     with pytest.raises(CheckpointError, match=message) as err:
         from_pretrained(model_file)
     assert str(model_file) in str(err.value)
     assert _peak_rss_mb() - before < 500  # the file is ~1 MB; nothing near GBs was allocated
+    assert time.perf_counter() - t0 < 2.0  # no model of the asked size is built, even on meta
 
 
 def test_non_finite_weights_are_refused_unless_allowed(model_file):
