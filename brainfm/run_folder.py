@@ -88,11 +88,12 @@ def check_resume_model(resume, model_cfg: dict) -> None:
     now = dict(model_cfg)
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
+        changes = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+                            for k in differ)
         raise BrainfmError(
             f"resume={resume}: the checkpoint was trained with another model configuration "
-            f"({'; '.join(f'{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}' for k in differ)})"
-            f"; checkpoint model {saved}; this run's model {now} -> resume with the model the "
-            "run was started with, or start a new run without resume=")
+            f"({changes}); checkpoint model {saved}; this run's model {now} -> resume with "
+            "the model the run was started with, or start a new run without resume=")
 
 
 __all__ = ["RUN_FILES", "check_resume_model", "claim_run_folder", "run_outputs"]

@@ -16,37 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-import brainfm
-from brainfm.models.criss_cross import CrissCrossTransformer
 from brainfm.outputs import MARKER
-from brainfm.paths import data_root, sample_root
+from brainfm.paths import sample_root
 
-from ..helpers import load_configs, run_tool
+from ..helpers import run_tool
+from .test_embed_command import checkpoint, store_root  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.real_data
 
 SAMPLE = sample_root() / "eegmat"
 ONE_SUBJECT = ["Subject00_1.edf", "Subject00_2.edf"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    _, std = load_configs("eegmat_sample")
-    torch.manual_seed(0)
-    model = CrissCrossTransformer(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0)
-    return brainfm.save_pretrained(model, tmp_path_factory.mktemp("ck") / "ck",
-                                   datasets=["eegmat_sample"], standardise=std.as_dict(),
-                                   sfreq=200.0, window_s=5.0, sensor_types=["eeg"])
-
-
-@pytest.fixture(scope="module")
-def store_root(tmp_path_factory):
-    from brainfm.data.prep import prepare
-
-    spec, std = load_configs("eegmat_sample")
-    root = tmp_path_factory.mktemp("stores")
-    prepare(spec, std, data_root(), root / "eegmat_sample", progress=False, limit=2)
-    return root
 
 
 @pytest.fixture
