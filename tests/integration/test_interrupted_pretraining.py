@@ -166,3 +166,23 @@ def test_checkpoints_on_a_time_interval_and_progress_lines(tmp_path, straight):
     _, err = proc.communicate(timeout=60)
     assert re.search(r"brainfm-pretrain: step \d+/\d+ \(\d+%\), .*s/step, about .* left",
                      err), err[-2000:]
+
+
+def test_bench_pretrained_block_shows_progress_and_starts_over_a_finished_run(
+        tmp_path, straight, capfd):
+    """The benchmark's ``pretrained`` block: progress lines instead of silence; its own run
+    folder, finished but its model file not copied out, is started over, not refused."""
+    from brainfm.bench.pretrained import ensure_pretrained
+
+    store_root = straight[0]
+    spec = {"experiment": "pretrain_quick", "datasets": ["eegmat_sample"],
+            "leave_dataset_out": False, "path": str(tmp_path / "without_{dataset}.pt"),
+            "overrides": ["trainer.max_epochs=-1", "trainer.max_steps=12",
+                          "trainer.enable_progress_bar=false", "progress_every_s=0.2"]}
+    path = Path(ensure_pretrained(spec, ["x"], store_root)["x"])
+    err = capfd.readouterr().err
+    assert path.is_file() and "brainfm-pretrain: step 12/12 (100%)" in err
+    assert re.search(r"step \d+/12 \(\d+%\), .*about .* left", err), err[-2000:]
+    path.unlink()
+    ensure_pretrained(spec, ["x"], store_root)
+    assert "overwrite=true" in capfd.readouterr().out and path.is_file()
