@@ -64,13 +64,15 @@ def _remove_run_outputs(folder: Path) -> None:
     for name in RUN_FILES:
         (folder / name).unlink(missing_ok=True)
     for path in _checkpoint_files(folder):
-        path.unlink()
+        path.unlink(missing_ok=True)  # every rank of a multi-process run may be here
     checkpoint = folder / CHECKPOINT_FOLDER
     for name in [*(checkpoint_folder_files(checkpoint) or ()), MARKER]:
         (checkpoint / name).unlink(missing_ok=True)
     for empty in (folder / CHECKPOINTS, checkpoint):
-        if empty.is_dir() and not any(empty.iterdir()):
-            empty.rmdir()
+        try:
+            empty.rmdir()  # only when empty: the user's files in it stay
+        except OSError:
+            pass
 
 
 def check_resume_model(resume, model_cfg: dict) -> None:

@@ -8,6 +8,8 @@ import time
 
 import lightning as L
 
+from ..errors import BrainfmError
+
 #: Held-out figures, in order of preference (masked-patch: model vs the best trivial
 #: predictor; any task: the validation loss).
 HELDOUT_KEYS = ("val/worst_model_vs_best_trivial", "val/loss")
@@ -22,6 +24,8 @@ class RunProgress(L.Callback):
     ``every_s`` seconds of training (and at the end), on rank 0 only."""
 
     def __init__(self, every_s: float = 30.0, stream=None):
+        if isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or every_s <= 0:
+            raise BrainfmError(f"progress_every_s={every_s!r}; use a number of seconds > 0")
         self.every_s = float(every_s)
         self.stream = stream
         self._t0 = self._last = 0.0
