@@ -70,7 +70,7 @@ def read_model_file(path, map_location="cpu", allow_nonfinite: bool = False
     return config, state, extra
 
 
-def _check_archive(path: Path) -> None:
+def check_archive(path: Path) -> None:
     """torch.save writes a zip archive whose directory sits at its end and which records a
     CRC-32 per member: a file cut short has no directory (torch's own error says only
     "Invalid argument"), and a changed byte fails its member's CRC (torch does not check)."""
@@ -132,7 +132,7 @@ def _read_file(path: Path, map_location) -> tuple[dict, dict, dict]:
         raise CheckpointError(f"{path}: a safetensors file without its config.json beside it; "
                               "brainfm needs the config to know the architecture and data "
                               "contract -> keep the checkpoint folder together")
-    _check_archive(path)
+    check_archive(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:

@@ -136,7 +136,7 @@ def run_pretrain(cfg) -> dict:
     from lightning.pytorch.callbacks import LearningRateMonitor
     from omegaconf import OmegaConf
 
-    from .checkpoint import save_model
+    from .checkpoint import check_archive, save_model
     from .hub.folder import save_pretrained
     from .data.datamodule import BrainDataModule
     from .run_folder import check_resume_model, claim_run_folder
@@ -148,8 +148,9 @@ def run_pretrain(cfg) -> dict:
     out_dir = Path(cfg.output_dir)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     overwrite = bool(cfg.get("overwrite", False))
-    if cfg.resume:  # before any work: the checkpoint exists and holds this model
-        checkpoint_step(cfg.resume)
+    if cfg.resume:  # before any work: the checkpoint exists, is whole and holds this model
+        checkpoint_step(cfg.resume)  # exists and is readable
+        check_archive(Path(cfg.resume))  # and no byte of it changed
         check_resume_model(cfg.resume, {k: v for k, v in model_cfg.items() if k != "family"})
     claim_run_folder(out_dir, cfg.resume, overwrite)
     L.seed_everything(cfg.seed, workers=True)

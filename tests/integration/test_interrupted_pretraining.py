@@ -154,6 +154,18 @@ def test_resume_with_another_model_config_is_refused_naming_both(tmp_path, strai
     assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any work
 
 
+def test_resume_from_a_damaged_checkpoint_is_refused(tmp_path, straight):
+    from ..helpers import damage_archive
+
+    damaged = tmp_path / "last.ckpt"
+    shutil.copyfile(straight[1] / "checkpoints" / "last.ckpt", damaged)
+    damage_archive(damaged)
+    done = subprocess.run(_cmd(tmp_path / "run", straight[0], f"resume={damaged}"),
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"{damaged}: damaged: its archive member" in done.stderr, done.stderr[-2000:]
+
+
 def test_checkpoints_on_a_time_interval_and_progress_lines(tmp_path, straight):
     """No step interval at all: the checkpoint during the run comes from the minutes
     interval; without a progress bar, progress lines say the step and the time left."""

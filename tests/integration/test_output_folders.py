@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from brainfm.outputs import MARKER
 from brainfm.paths import sample_root
 
-from ..helpers import run_tool
+from ..helpers import damage_archive, run_tool
 from .test_embed_command import checkpoint, store_root  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.real_data
@@ -195,12 +194,7 @@ def _lightning_checkpoint(run: Path) -> Path:
 def test_export_of_a_damaged_last_ckpt_is_refused(tmp_path):
     ckpt = _lightning_checkpoint(tmp_path / "run")
     assert run_tool("brainfm-export", ckpt, tmp_path / "good").returncode == 0
-    with zipfile.ZipFile(ckpt) as archive:  # one float of one weight, inside the archive
-        member = max(archive.infolist(), key=lambda m: m.file_size)
-    data = bytearray(ckpt.read_bytes())
-    at = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra) + 8
-    data[at] ^= 0x40
-    ckpt.write_bytes(bytes(data))
+    damage_archive(ckpt)  # one bit of one weight, inside the archive
     done = run_tool("brainfm-export", ckpt, tmp_path / "bad")
     assert done.returncode == 2, done.stdout
     assert f"{ckpt}: damaged: its archive member" in done.stderr
