@@ -147,17 +147,35 @@ def read_config(folder) -> dict:
 #: Fields of config.json a model is built from, and the type each must have.
 _FIELDS = {"family": str, "architecture": dict, "contract": dict, "weights": dict}
 _WEIGHT_FIELDS = {"file": str, "sha256": str, "n_parameters": int}
+#: Fields of the data contract that prepare/embed read, and their types (None allowed).
+_CONTRACT_FIELDS = {"sfreq": (int, float), "window_s": (int, float), "patch_len": int,
+                    "standardise": dict, "standardise_per_dataset": dict,
+                    "channels": list, "sensor_types": list, "channel_encoding": str}
+
+
+def _wrong_types(table: dict, fields: dict, prefix: str, optional: bool) -> list[str]:
+    """'<prefix><key> is <type>, not <type>' for each field of ``table`` of another type."""
+    wrong = []
+    for key, kind in fields.items():
+        value = table.get(key)
+        if value is None and optional:
+            continue
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            wrong.append(f"{prefix}{key} is {type(value).__name__}, not "
+                         f"{' or '.join(k.__name__ for k in kinds)}")
+    return wrong
 
 
 def _check_fields(path: Path, config: dict) -> None:
-    wrong = [f"{key} is {type(config.get(key)).__name__}, not {kind.__name__}"
-             for key, kind in _FIELDS.items() if not isinstance(config.get(key), kind)]
-    weights = config.get("weights") if isinstance(config.get("weights"), dict) else {}
-    wrong += [f"weights.{key} is {type(weights.get(key)).__name__}, not {kind.__name__}"
-              for key, kind in _WEIGHT_FIELDS.items()
-              if weights and (not isinstance(weights.get(key), kind)
-                              or isinstance(weights.get(key), bool))]
-    file = weights.get("file")
+    wrong = _wrong_types(config, _FIELDS, "", optional=False)
+    weights = config.get("weights") if isinstance(config.get("weights"), dict) else None
+    contract = config.get("contract") if isinstance(config.get("contract"), dict) else None
+    if weights is not None:
+        wrong += _wrong_types(weights, _WEIGHT_FIELDS, "weights.", optional=False)
+    if contract is not None:
+        wrong += _wrong_types(contract, _CONTRACT_FIELDS, "contract.", optional=True)
+    file = (weights or {}).get("file")
     if isinstance(file, str) and (Path(file).name != file or file in ("", ".", "..")):
         wrong.append(f"weights.file={file!r} is not a file name inside the folder")
     if wrong:

@@ -184,6 +184,10 @@ def test_weights_file_outside_the_folder_is_refused(folder, reseal):
     (lambda c: c["weights"].__setitem__("n_parameters", "many"),
      "weights.n_parameters is str, not int"),
     (lambda c: c.__setitem__("family", None), "family is NoneType, not str"),
+    (lambda c: c["contract"].__setitem__("standardise", [200]),
+     "contract.standardise is list, not dict"),
+    (lambda c: c["contract"].__setitem__("sfreq", "200 Hz"),
+     "contract.sfreq is str, not int or float"),
 ])
 def test_malformed_config_fields_are_named(folder, change, message):
     for reseal in (False, True):
