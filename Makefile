@@ -9,7 +9,7 @@ export MALLOC_ARENA_MAX ?= 2
 BD_VENV ?= .bench/bd-venv
 BD_STAMP := $(BD_VENV)/.braindecode-installed
 
-.PHONY: install demo test test-fast bench-env bench clean
+.PHONY: install demo test test-fast bench-env bench docs docs-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ bench-env: $(BD_STAMP)
 
 bench: $(STAMP) $(BD_STAMP)
 	$(BIN)/python benchmarks/prep.py --write
+
+# Tables in README.md and docs/*.md rendered from the raw results committed under
+# benchmarks/results/ (benchmarks/docs_blocks.py): `docs` rewrites them, `docs-check` fails
+# with a diff where a page differs from what its raw files give.
+docs: $(STAMP)
+	$(BIN)/python benchmarks/docs_blocks.py write
+
+docs-check: $(STAMP)
+	$(BIN)/python benchmarks/docs_blocks.py check
 
 clean:
 	rm -rf $(VENV) stores .pytest_cache

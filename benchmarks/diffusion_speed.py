@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from prep import _median, _peak_rss_mb, _run, _write_section  # this folder's helpers
+from prep import _median, _peak_rss_mb, _run  # this folder's helpers
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -195,7 +195,9 @@ def main(argv=None) -> int:
      ).write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
     if args.write:
-        _write_section(ROOT / "docs" / "performance.md", "diffusion-cpu", text)
+        from docs_blocks import write
+
+        write()
     return 0
 
 
@@ -210,7 +212,7 @@ def render(runs: dict, args) -> str:
     lines = [f"{size} ({first['n_params']:,} parameters with the index table), batch "
              f"{BATCH} x 1 channel x {LENGTH} samples, fp32, {first.get('gpu', 'CPU')}, "
              f"{args.threads} thread(s), "
-             f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX')}; {args.repeats} processes "
+             f"MALLOC_ARENA_MAX={first.get('malloc_arena_max')}; {args.repeats} processes "
              f"per side x {args.steps} timed steps after {args.warmup} warm-up; min / median / "
              "max over processes.", "",
              "| implementation | samples/s (wall) | samples per CPU-second | s/step (wall) | "

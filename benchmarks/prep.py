@@ -152,7 +152,9 @@ def main(argv=None) -> int:
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "prep.json").write_text(json.dumps(results, indent=1))
     if args.write:
-        _write_section(ROOT / "docs" / "performance.md", "prep", text)
+        from docs_blocks import write
+
+        write()
     return 0
 
 
@@ -213,17 +215,6 @@ def render(res: dict) -> str:
         "workers):", "", *load, "", "brainfm / braindecode:", "", *ratios, "",
         "brainfm-prep peak RSS vs recordings prepared (eegmat): " + ", ".join(
             f"{k} recordings {v:.0f} MB" for k, v in growth.items())])
-
-
-def _write_section(path: Path, name: str, text: str) -> None:
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    doc = path.read_text() if path.exists() else ""
-    block = f"{begin}\n{text}\n{end}"
-    if begin in doc and end in doc:
-        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc += ("\n" if doc else "") + block + "\n"
-    path.write_text(doc)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,16 @@ model), then summarises its metrics.csv: the masked-patch MSE as a fraction of t
 predictor's MSE on the same hidden patches (< 1 = better than zeros), on training batches and
 per dataset on held-out subjects/recordings.
 
-    python benchmarks/pretrain_curve.py --write    # figures into docs/performance.md
+    python benchmarks/pretrain_curve.py    # raw rows -> benchmarks/results/pretrain_curve.json
+
+The raw rows (metrics.csv of the run, the overrides and the wall time) are written so that a
+generated block (benchmarks/docs_blocks.py) can render ``render``'s table from them.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 import tempfile
@@ -18,13 +22,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--store-root", default="stores")
-    p.add_argument("--write", action="store_true")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "pretrain_curve.json")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,10 +41,9 @@ def main(argv=None) -> int:
         rows = list(csv.DictReader(open(run / "metrics.csv")))
     text = render(rows, seconds, args.overrides)
     print(text)
-    if args.write:
-        from prep import _write_section
-
-        _write_section(ROOT / "docs" / "performance.md", "pretrain-curve", text)
+    args.out.write_text(json.dumps({"overrides": args.overrides, "seconds": seconds,
+                                    "rows": rows}, indent=1))
+    print(f"raw rows: {args.out}")
     return 0
 
 

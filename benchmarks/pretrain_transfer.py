@@ -141,11 +141,15 @@ def compare(pre: dict[int, dict], rnd: dict[int, dict]) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| dataset | training subjects | control | pretrained | control score | "
-             "difference [95% CI] | d_z | p | p (Holm) |", "|---|---|---|---|---|---|---|---|---|"]
+    """One row per comparison; 'runs' is pretraining runs / random initialisations, the
+    units whose spread the subject bootstrap does not cover."""
+    lines = ["| dataset | training subjects | control | runs (pretrained / control) | pretrained | "
+             "control score | difference [95% CI] | d_z | p | p (Holm) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['budget']} | {r['control']} | {r['pretrained']:.3f} | "
+            f"| {r['dataset']} | {r['budget']} | {r['control']} | "
+            f"{r['n_pretrained']} / {r['n_random']} | {r['pretrained']:.3f} | "
             f"{r['random']:.3f} | {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "
             f"{r['dz']:.2f} | {r['p']:.3g} | {r.get('p_holm', float('nan')):.3g} |")
     return "\n".join(lines)

@@ -130,36 +130,51 @@ def main(argv=None) -> int:
             if out.returncode:
                 raise RuntimeError(f"{impl} failed:\n{out.stderr[-3000:]}")
             runs[impl].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    text = render(runs, args)
-    print(text)
+    results = {"args": {"device": args.device, "steps": args.steps, "warmup": args.warmup,
+                        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX")}, "runs": runs}
+    print(render(results))
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / f"train_{args.device.split(':')[0]}.json").write_text(
-        json.dumps(runs, indent=1))
+        json.dumps(results, indent=1))
     if args.write:
-        from prep import _write_section
+        from docs_blocks import write
 
-        _write_section(ROOT / "docs" / "performance.md", f"train-{args.device.split(':')[0]}",
-                       text)
+        write()
     return 0
 
 
-def render(runs: dict, args) -> str:
-    med = {i: {k: statistics.median(r[k] for r in rs) for k in ("samples_per_s", "step_s",
-                                                                  "peak_mb")}
-           for i, rs in runs.items()}
-    base = med.get("original")
-    lines = [f"`cbramod` config (4,924,000 parameters), batch {SHAPE[0]} x {SHAPE[1]} ch x "
-             f"{SHAPE[2]} patches x {SHAPE[3]}, fp32 unless named, device {args.device}, "
-             f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX')}; medians of "
-             f"{args.repeats} processes x {args.steps} steps after {args.warmup} warm-up.", "",
-             "| implementation | samples/s | s/step | peak memory MB | vs original |",
-             "|---|---|---|---|---|"]
-    for impl, m in med.items():
-        ratio = f"{m['samples_per_s'] / base['samples_per_s']:.2f}x" if base else "n/a"
-        lines.append(f"| {impl} | {m['samples_per_s']:.2f} | {m['step_s']:.2f} | "
-                     f"{m['peak_mb']:.0f} | {ratio} |")
-    return "\n".join(lines)
+def runs_of(results: dict) -> dict:
+    """The per-process rows by implementation; older files hold only these, without args."""
+    return results.get("runs", results)
 
+
+def render(results: dict) -> str:
+    """min / median / max over processes per implementation, and the median ratios."""
+    runs, meta = runs_of(results), results.get("args", {})
+
+    def mmm(impl, key, fmt):
+        v = sorted(r[key] for r in runs[impl])
+        return " / ".join(fmt.format(x) for x in (v[0], statistics.median(v), v[-1]))
+
+    n = {impl: len(rs) for impl, rs in runs.items()}
+    per_process = (f"{meta['steps']} steps after {meta['warmup']} warm-up per process, "
+                   f"MALLOC_ARENA_MAX={meta['MALLOC_ARENA_MAX']}, device {meta['device']}"
+                   if meta else "steps per process and environment not recorded in this file")
+    lines = [f"`cbramod` config (4,924,000 parameters), batch {SHAPE[0]} x {SHAPE[1]} ch x "
+             f"{SHAPE[2]} patches x {SHAPE[3]}, fp32 unless named; "
+             + ", ".join(f"{k} processes of {impl}" for impl, k in n.items())
+             + f" ({per_process}); min / median / max over processes.", "",
+             "| implementation | samples/s | s/step | peak memory MB | vs original (medians) |",
+             "|---|---|---|---|---|"]
+    base = statistics.median(r["samples_per_s"] for r in runs["original"]) \
+        if "original" in runs else None
+    for impl in runs:
+        med = statistics.median(r["samples_per_s"] for r in runs[impl])
+        ratio = f"{med / base:.2f}x" if base else "n/a"
+        lines.append(f"| {impl} | {mmm(impl, 'samples_per_s', '{:.2f}')} | "
+                     f"{mmm(impl, 'step_s', '{:.2f}')} | {mmm(impl, 'peak_mb', '{:.0f}')} | "
+                     f"{ratio} |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,21 +29,12 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
     ``view`` cuts the recordings another way (e.g. ``continuous`` for pretraining: long
     non-overlapping windows instead of the task's trials) into ``<name>.<view>``.
     """
-    from omegaconf import OmegaConf
-
-    from .configuration import compose_config, prep_configs
+    from .configuration import dataset_prep_configs
     from .data.prep import prepare
 
-    inline = inline or {}
     stores = []
     for name in datasets:
-        if name in inline:
-            cfg = compose_config(["dataset=folder"])
-            OmegaConf.set_struct(cfg, False)
-            cfg.dataset = OmegaConf.merge(cfg.dataset, {"name": name, **inline[name]})
-        else:
-            cfg = compose_config([f"dataset={name}"])
-        spec, std = prep_configs(cfg)
+        spec, std = dataset_prep_configs(name, inline)
         if view:
             spec = spec.with_view(view)
         store = Path(store_root) / spec.store_name()
@@ -130,6 +121,17 @@ def _supported_precision(trainer_cfg: dict) -> dict:
     return trainer_cfg
 
 
+def pretext_of(task_cfg) -> dict:
+    """What a masked-patch run was trained to predict, and how its patches were hidden (for
+    the checkpoint and its model card); {} for other tasks."""
+    if task_cfg.get("kind", "masked_patch") != "masked_patch":
+        return {}
+    return {"target": task_cfg.get("objective", "reconstruction"),
+            "band_power_weight": float(task_cfg.get("band_power_weight", 0.0)),
+            "mask_kind": task_cfg.get("mask_kind", "bernoulli"),
+            "mask_ratio": float(task_cfg.get("mask_ratio", 0.5))}
+
+
 def run_pretrain(cfg) -> dict:
     import lightning as L
     import torch
@@ -186,11 +188,15 @@ def run_pretrain(cfg) -> dict:
     result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     training = {"objective": cfg.task.get("kind", "masked_patch"),
+                "pretext": pretext_of(cfg.task),
+                "readout": {"layer": cfg.get("readout_layer"), "pool": "mean"},
+                "representation": getattr(task, "representation", {}),
                 "steps": int(trainer.global_step),
                 "heldout": task.heldout, "drawn_mix": task.drawn_mix(),
                 "planned_mix": dm.mixture, "rejection": dm.rejection,
                 "view": data.get("view")}
     result["heldout"] = task.heldout
+    result["representation"] = training["representation"]
     if trainer.is_global_zero:
         (out_dir / "training_summary.json").write_text(json.dumps(training, indent=1))
         if cfg.export:

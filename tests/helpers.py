@@ -26,6 +26,15 @@ def run_tool(tool: str, *args, cwd=None, timeout: float = 300) -> subprocess.Com
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def user_experiment(root: Path, name: str, body: str) -> Path:
+    """A user's config folder (for ``--config-dir``) holding ``experiment/<name>.yaml``:
+    ``body`` under the ``# @package _global_`` line an experiment file starts with."""
+    folder = Path(root) / "configs"
+    (folder / "experiment").mkdir(parents=True, exist_ok=True)
+    (folder / "experiment" / f"{name}.yaml").write_text(f"# @package _global_\n{body}")
+    return folder
+
+
 def same_weights(a, b) -> bool:
     """Whether two modules hold exactly the same tensors under the same names."""
     import torch

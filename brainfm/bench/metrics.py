@@ -11,6 +11,13 @@ import pandas as pd
 
 MULTICLASS_KEYS = ("accuracy", "balanced_accuracy", "cohen_kappa", "f1_weighted")
 BINARY_KEYS = MULTICLASS_KEYS + ("auroc", "auprc")
+#: the closed range of each score; a results cell holding anything else is not brainfm's
+METRIC_RANGES = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0),
+                 "cohen_kappa": (-1.0, 1.0), "f1_weighted": (0.0, 1.0), "auroc": (0.0, 1.0),
+                 "auprc": (0.0, 1.0)}
+#: scores that are NaN where a test set holds one class only (AUROC, AUPRC) or where
+#: labels and predictions are one class (kappa's expected agreement is then 1)
+MAY_BE_NAN = ("cohen_kappa", "auroc", "auprc")
 
 
 def _positive_scores(y_score, n: int) -> np.ndarray:

@@ -82,16 +82,56 @@ class ClassicalPipeline:
                               _class_scores(est, X[split.test], len(store.classes)), info)
 
 
-class ProbePipeline:
-    """Frozen backbone features (cached once per weights and store) + a linear classifier."""
+PROBE_READOUTS = ("recorded", "last", "best_layer", "attention")
 
-    def __init__(self, backbone: dict, cache_dir):
+
+class ProbePipeline:
+    """Frozen backbone features (cached once per weights, store and read-out) + a classifier.
+
+    ``readout``: ``recorded`` (the default) pools the layer the checkpoint records as its
+    read-out (the last when it records none; the same layer for its random initialisation);
+    ``last`` pools the last layer (mean over real channels and patches) for a linear probe;
+    ``best_layer`` pools every layer and keeps, per fold, the one whose linear
+    probe (fitted on the training rows) scores best on the fold's validation rows;
+    ``attention`` reads the last layer's tokens through an attention-pooling probe
+    (:mod:`brainfm.bench.attention_probe`). Each row records the read-out it used.
+    """
+
+    def __init__(self, backbone: dict, cache_dir, readout: str = "recorded"):
         from ..models.adapters import get_adapter
 
-        self.backbone, self.cache = backbone, FeatureCache(cache_dir)
+        if readout not in PROBE_READOUTS:
+            raise ValueError(f"probe readout={readout!r}; use one of {', '.join(PROBE_READOUTS)}")
+        self.backbone, self.cache, self.readout = backbone, FeatureCache(cache_dir), readout
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
         self.pretrained = uses_pretrained_weights({"backbone": backbone})
         self._features: dict[tuple, np.ndarray] = {}
+        self.layer = recorded_layer(backbone) if readout == "recorded" else None
+
+    def _extract(self, model, windows):
+        from .probe import extract_features, extract_tokens
+
+        if self.readout in ("last", "recorded") and self.layer is None:
+            return self.cache.features(model, windows, self.adapter.features)[0]
+        if self.readout == "recorded":
+            layer, layers = self.layer, self.adapter.layer_features
+            return self.cache.features(
+                model, windows, lambda m, *inputs: layers(m, *inputs)[layer],
+                readout=f"layer{layer}", extract=extract_features)[0]
+        if self.readout == "attention":
+            return self.cache.features(model, windows, self.adapter.features,
+                                       readout="tokens", extract=extract_tokens)[0]
+        layers = self.adapter.layer_features
+        stacked = lambda m, *inputs: torch.cat(layers(m, *inputs), dim=-1)  # noqa: E731
+        flat = self.cache.features(model, windows, stacked, readout="layers",
+                                   extract=extract_features)[0]
+        return flat.reshape(len(flat), -1, flat.shape[1] // self._n_layers(model, windows))
+
+    def _n_layers(self, model, windows) -> int:
+        batch = windows.load_batch(np.arange(1))
+        with torch.no_grad():
+            return len(self.adapter.layer_features(model, batch["x"], batch["sensors"],
+                                                   batch["channel_mask"]))
 
     def _data(self, windows: WindowDataset, seed: int) -> np.ndarray:
         """The dataset's features, built (or read from the disk cache) once, not per fold.
@@ -104,17 +144,43 @@ class ProbePipeline:
         if key not in self._features:
             torch.manual_seed(seed)
             model = self.adapter.load(self.backbone, pretrained=self.pretrained)
-            self._features = {key: self.cache.features(model, windows,
-                                                       self.adapter.features)[0]}
+            self._features = {key: self._extract(model, windows)}
         return self._features[key]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         n_classes = len(windows.stores[0].classes)
         feats = self._data(windows, seed)
         y = windows.table["label"].to_numpy()
+        info = {"readout": self.readout}
+        if self.layer is not None:
+            info["layer"] = self.layer
+        if self.readout == "best_layer":
+            layer = self._pick_layer(feats, y, split, seed)
+            feats, info["layer"] = feats[:, layer], layer
+        if self.readout == "attention":
+            from .attention_probe import AttentionPoolProbe
+
+            tokens = feats.reshape(len(feats), -1, feats.shape[-1])
+            clf = AttentionPoolProbe(seed=seed).fit(tokens[split.train], y[split.train])
+            proba = np.zeros((len(split.test), n_classes))
+            proba[:, clf.classes_] = clf.predict_proba(tokens[split.test])
+            return FoldPrediction(split.test, clf.predict(tokens[split.test]), proba, info)
         clf = linear_probe(seed).fit(feats[split.train], y[split.train])
         return FoldPrediction(split.test, clf.predict(feats[split.test]),
-                              _full_proba(clf, feats[split.test], n_classes))
+                              _full_proba(clf, feats[split.test], n_classes), info)
+
+    @staticmethod
+    def _pick_layer(feats: np.ndarray, y: np.ndarray, split, seed: int) -> int:
+        """The layer whose linear probe, fitted on the training rows, has the best balanced
+        accuracy on the validation rows (the last layer when a fold has none)."""
+        from sklearn.metrics import balanced_accuracy_score
+
+        if len(split.val) == 0:
+            return feats.shape[1] - 1
+        scores = [balanced_accuracy_score(
+            y[split.val], linear_probe(seed).fit(feats[split.train, k], y[split.train])
+            .predict(feats[split.val, k])) for k in range(feats.shape[1])]
+        return int(np.argmax(scores))
 
 
 class NeuralPipeline:
@@ -264,6 +330,19 @@ def _full_proba(clf, X, n_classes: int) -> np.ndarray:
     return out
 
 
+def recorded_layer(backbone: dict) -> int | None:
+    """The read-out layer a backbone spec's checkpoint records (None: the last layer, or no
+    checkpoint)."""
+    checkpoint = backbone.get("checkpoint")
+    if not checkpoint:
+        return None
+    from ..checkpoint import read_model_file
+
+    training = (read_model_file(checkpoint)[2].get("training") or {})
+    layer = (training.get("readout") or {}).get("layer")
+    return None if layer is None else int(layer)
+
+
 def make_pipeline(spec: dict, cache_dir):
     """A pipeline from its config: ``{"kind": classical|probe|finetune|scratch|eegnet|shallow,
     ...}``."""
@@ -273,7 +352,8 @@ def make_pipeline(spec: dict, cache_dir):
     if kind == "classical":
         return ClassicalPipeline(spec.pop("baseline"), **spec)
     if kind == "probe":
-        return ProbePipeline(spec["backbone"], cache_dir)
+        return ProbePipeline(spec["backbone"], cache_dir,
+                             readout=spec.get("readout", "recorded"))
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
         return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "

@@ -89,11 +89,21 @@ def pretraining_gate(extra: dict) -> dict[str, float] | None:
     """Held-out datasets on which the model did NOT beat the best trivial predictor
     (model MSE / best trivial MSE, >= 1), from a model file's training summary; None when
     the file has no held-out figures (an imported or pre-0.2 model)."""
-    heldout = (extra.get("training") or {}).get("heldout")
+    training = extra.get("training") or {}
+    heldout = training.get("heldout")
     if not heldout:
         return None
-    return {name: row["model_vs_best_trivial"] for name, row in heldout.items()
-            if row.get("multichannel") and row["model_vs_best_trivial"] >= 1.0}
+    failing = {name: row["model_vs_best_trivial"] for name, row in heldout.items()
+               if row.get("multichannel") and row.get("model_vs_best_trivial", 0.0) >= 1.0}
+    # objectives other than reconstruction are judged on their own spectral bar, if any,
+    # and every objective on whether its representation collapsed
+    failing.update({f"{name} (band power)": row["band_power_vs_channel_mean"]
+                    for name, row in heldout.items()
+                    if row.get("band_power_vs_channel_mean", 0.0) >= 1.0})
+    rep = training.get("representation") or {}
+    if rep.get("collapsed"):
+        failing["representation collapsed (effective rank)"] = rep["effective_rank"]
+    return failing
 
 
 def warn_if_unlearned(checkpoint, extra: dict) -> None:

@@ -51,6 +51,29 @@ def extract_features(model, windows, token_features=None, batch_size: int = 64) 
     return out
 
 
+@torch.no_grad()
+def extract_tokens(model, windows, token_features=None, batch_size: int = 64) -> np.ndarray:
+    """(n_windows, C, N, D) float16: every token of every window, padded channels NaN, for
+    probes that weigh tokens (the attention-pooling probe). All windows must share a length."""
+    if token_features is None:
+        token_features = lambda m, *inputs: m.forward_features(*inputs)  # noqa: E731
+    lengths = np.unique(windows.shape_keys())
+    if len(lengths) > 1:
+        raise ValueError(f"token read-outs need windows of one length, these have "
+                         f"{lengths.tolist()} samples -> use readout=last or best_layer")
+    freeze(model)
+    out = None
+    for start in range(0, len(windows), batch_size):
+        batch = windows.load_batch(np.arange(start, min(start + batch_size, len(windows))))
+        feats = token_features(model, batch["x"], batch["sensors"], batch["channel_mask"])
+        feats = feats.float().masked_fill(~batch["channel_mask"][:, :, None, None], float("nan"))
+        if out is None:
+            c = int(windows.channel_keys().max())
+            out = np.full((len(windows), c, *feats.shape[2:]), np.nan, dtype=np.float16)
+        out[batch["row"].numpy(), :feats.shape[1]] = feats.numpy().astype(np.float16)
+    return out
+
+
 class FeatureCache:
     """Features on disk, keyed by model fingerprint and store identity; atomic writes."""
 
@@ -60,13 +83,16 @@ class FeatureCache:
     def key(self, model, windows) -> str:
         return f"{checkpoint_hash(model)}-{windows_fingerprint(windows)}"
 
-    def features(self, model, windows, token_features=None,
-                 batch_size: int = 64) -> tuple[np.ndarray, bool]:
-        """(features, computed_now): reads the cache when it can, else computes and stores."""
-        path = self.root / f"{self.key(model, windows)}.npy"
+    def features(self, model, windows, token_features=None, batch_size: int = 64,
+                 readout: str = "mean", extract=None) -> tuple[np.ndarray, bool]:
+        """(features, computed_now): reads the cache when it can, else computes and stores.
+        ``readout`` names what is cached (pooled last layer ``mean``, ``layers``, ``tokens``)
+        and ``extract`` computes it (default :func:`extract_features`)."""
+        tag = "" if readout == "mean" else f"-{readout}"
+        path = self.root / f"{self.key(model, windows)}{tag}.npy"
         if path.exists():
             return np.load(path, allow_pickle=False), False
-        feats = extract_features(model, windows, token_features, batch_size)
+        feats = (extract or extract_features)(model, windows, token_features, batch_size)
         atomic_save_array(path, feats)
         return feats, True
 

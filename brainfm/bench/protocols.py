@@ -19,6 +19,7 @@ training rows only: see :func:`fit_on_train` and :class:`FoldScaler`.
 """
 from __future__ import annotations
 
+import inspect
 import re
 import zlib
 from dataclasses import dataclass
@@ -615,6 +616,28 @@ def make_protocol(name: str, **kwargs) -> _Protocol:
     except KeyError:
         raise ValueError(f"unknown protocol {name!r}; one of {sorted(PROTOCOLS)}") from None
     return cls(**kwargs)
+
+
+def protocol_from_spec(spec: dict) -> _Protocol:
+    """The protocol a config entry describes: ``{name: ..., <its options>}``.
+
+    Hydra merges an experiment's ``protocols.default`` over the one it inherits, so a
+    protocol can arrive with another protocol's options (``val_subjects`` of ``loso`` under
+    ``within_subject_kfold``): such an option is refused with the ones the protocol takes,
+    and ``null`` drops it (an option set to null is not given: its default applies).
+    """
+    options = {k: v for k, v in dict(spec).items() if k != "name" and v is not None}
+    name = spec.get("name")
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; use one of {sorted(PROTOCOLS)}")
+    takes = [p for p in inspect.signature(PROTOCOLS[name]).parameters if p != "self"]
+    foreign = [k for k in options if k not in takes]
+    if foreign:
+        raise ValueError(f"protocol {name} takes no option {', '.join(map(repr, foreign))} "
+                         f"(inherited from another protocol's entry?); it takes "
+                         f"{', '.join(takes)} -> remove it, or set it to null in your "
+                         "experiment to drop an inherited one")
+    return make_protocol(name, **options)
 
 
 # ---------------------------------------------------------------------------------------------

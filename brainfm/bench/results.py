@@ -3,8 +3,9 @@
 A cell is (dataset, pipeline, protocol, seed, fold). Re-running an experiment skips every cell
 whose key already has a file, so an interrupted benchmark resumes where it stopped and a
 sweep that changes one setting recomputes only the cells that setting touches. A cell file
-that does not parse (a disk filled up, a copy cut short) is named in a warning, moved to
-``cells/corrupt/`` and computed again.
+that does not parse (a disk filled up, a copy cut short), or that is not a valid cell (see
+:mod:`brainfm.bench.cell_schema`: scores out of range, rows missing, a folder in its place),
+is named in a warning, moved to ``cells/corrupt/`` and computed again.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.store import atomic_write_json, to_json
+from .cell_schema import cell_problem
 
 
 def cell_key(config: dict) -> str:
@@ -43,38 +45,54 @@ class ResultsStore:
         self.root = Path(root)
         (self.root / "cells").mkdir(parents=True, exist_ok=True)
         self._docs: dict[Path, dict] = {}  # cells read by has(), so frames() reads none twice
+        self.set_aside: list[tuple[Path, Path]] = []   # (cell, where it went), this session
 
     def _path(self, key: str) -> Path:
         return self.root / "cells" / f"{key}.json"
 
-    def has(self, key: str) -> bool:
-        """Whether a readable cell is stored under ``key`` (a corrupt one is set aside)."""
+    def has(self, key: str, config: dict | None = None, subjects=None) -> bool:
+        """Whether a valid cell is stored under ``key`` (an invalid one is set aside).
+
+        ``config``: the cell's config as the runner builds it, and ``subjects``: the fold's
+        test subjects; the stored cell must be that cell and score each of them."""
         path = self._path(key)
-        return path.exists() and self._read(path) is not None
+        if not (path.exists() and self._read(path) is not None):
+            return False
+        bad = cell_problem(self._docs[path], config, subjects)
+        if bad:
+            self._docs.pop(path)
+            self._set_aside(path, bad)
+        return not bad
 
     def _read(self, path: Path) -> dict | None:
+        """The cell at ``path`` when it parses and passes :func:`cell_problem` on its own."""
         if path in self._docs:
             return self._docs[path]
+        if path.is_dir():
+            self._set_aside(path, "a folder, not a cell file")
+            return None
         try:
             doc = json.loads(path.read_text())
-            if not (isinstance(doc, dict) and isinstance(doc.get("config"), dict)
-                    and isinstance(doc.get("rows"), list)):
-                raise ValueError("not a cell (no config and rows)")
         except (ValueError, UnicodeDecodeError) as err:
-            self._set_aside(path, err)
+            self._set_aside(path, f"{type(err).__name__}: {err}")
+            return None
+        bad = cell_problem(doc)
+        if bad:
+            self._set_aside(path, bad)
             return None
         self._docs[path] = doc
         return doc
 
-    def _set_aside(self, path: Path, err: Exception) -> None:
+    def _set_aside(self, path: Path, why: str) -> None:
         corrupt = self.root / "cells" / "corrupt"
         corrupt.mkdir(exist_ok=True)
         n = 0
         while (dest := corrupt / f"{path.stem}.{n}.json").exists():
             n += 1
         os.replace(path, dest)
-        warnings.warn(f"{path}: corrupt results cell ({type(err).__name__}: {err}); moved to "
-                      f"{dest}; the cell will be computed again", RuntimeWarning, stacklevel=3)
+        self.set_aside.append((path, dest))
+        warnings.warn(f"{path}: corrupt results cell ({why}); moved to {dest}; the cell will "
+                      "be computed again", RuntimeWarning, stacklevel=3)
 
     def put(self, key: str, config: dict, rows: list[dict]) -> None:
         """``rows``: tidy records (one per subject x metric, plus the fold's pooled ones)."""

@@ -20,10 +20,16 @@ from ..embed.core import check_store_contract
 from .metrics import classification_metrics
 from .pipelines import make_pipeline, uses_pretrained_weights
 from .pretrained import check_pretraining_disjoint, checkpoint_for
-from .protocols import make_protocol
+from .protocols import protocol_from_spec
 from .report import markdown, plots
 from .results import ResultsStore, cell_key, file_digest
+from ..configuration import drop_null_entries
 from ..progress import progress_bar
+
+
+def _subject_of(group: str) -> str:
+    """A subject key (``dataset/subject``) as the tidy table names it."""
+    return group.split("/", 1)[1]
 
 
 def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_classes,
@@ -38,7 +44,7 @@ def _rows(dataset, pipeline, protocol, fold, seed, groups, y_true, pred, n_class
         scores = classification_metrics(
             y_true[pred.rows][pick], pred.y_pred[pick],
             None if pred.y_score is None else pred.y_score[pick], n_classes=n_classes)
-        subject = group if group == "__fold__" else group.split("/", 1)[1]
+        subject = group if group == "__fold__" else _subject_of(group)
         out += [dict(dataset=dataset, pipeline=pipeline, protocol=protocol, fold=fold,
                      subject=subject, seed=seed, metric=m, value=float(v))
                 for m, v in scores.items()]
@@ -67,8 +73,7 @@ def _dataset_folds(experiment: dict, dataset: str, store_root):
     windows = WindowDataset([Path(store_root) / dataset])
     windows = windows.subset(np.flatnonzero(windows.table["label"].to_numpy() >= 0))
     protocol_spec = experiment["protocols"].get(dataset) or experiment["protocols"]["default"]
-    kwargs = dict(protocol_spec)
-    protocol = make_protocol(kwargs.pop("name"), **kwargs)
+    protocol = protocol_from_spec(protocol_spec)
     folds = list(protocol.split(windows.table))[:experiment.get("max_folds") or None]
     return windows, protocol_spec, folds
 
@@ -85,6 +90,7 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     variants) and ``allow_pretraining_overlap`` (default false).
     """
     from ..validate import bench_problems, raise_problems
+    experiment = drop_null_entries(experiment)
     raise_problems("run_benchmark", bench_problems(experiment, store_root))
     out_dir = Path(out_dir)
     report_dir = Path(report_dir or out_dir)
@@ -123,7 +129,9 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
                               **({"checkpoint_sha1": weights} if weights else {})}
                     key = cell_key(config)
                     keys.append(key)
-                    if store.has(key):
+                    tested = ({_subject_of(g) for g in np.unique(groups[split.test])}
+                              if has_subjects else ())
+                    if store.has(key, config, tested):
                         skipped += 1
                     else:
                         started = time.perf_counter()
@@ -142,4 +150,5 @@ def run_benchmark(experiment: dict, store_root, out_dir, progress: bool = True,
     figures = plots(table, report_dir) if not table.empty else []
     return {"computed": computed, "skipped": skipped, "seconds": time.perf_counter() - t0,
             "rows": len(table), "summary": text, "figures": [str(f) for f in figures],
-            "report_dir": str(report_dir)}
+            "report_dir": str(report_dir),
+            "set_aside": [(str(cell), str(dest)) for cell, dest in store.set_aside]}

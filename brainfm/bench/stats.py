@@ -161,3 +161,54 @@ def seed_summary(scores) -> dict:
             "sd": float(per_subject.std(ddof=1)) if len(per_subject) > 1 else nan,
             "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else nan,
             "n": int(len(per_subject)), "n_seeds": int(m.shape[1])}
+
+
+def crossed_bootstrap(a, b=None, n_boot: int = 20000, ci: float = 0.95,
+                      seed: int = 0) -> tuple[float, float, float, float]:
+    """Mean per-subject score (or difference ``a - b``) with a CI and a two-sided p-value that
+    include run-to-run variance, for runs that every subject shares.
+
+    A pretraining run (or a random initialisation) is one network scored on every subject:
+    runs and subjects are crossed, not nested. Each draw resamples the subjects and,
+    independently, the runs of each arm (the same runs for every subject of the draw), so
+    that a lucky run lifts every subject of its draw, as it would a replication.
+    :func:`hierarchical_bootstrap` resamples seeds within each subject instead, which
+    averages a shared run effect away.
+
+    Parameters
+    ----------
+    a, b : array (subjects, runs)
+
+    Returns
+    -------
+    (estimate, low, high, p): p is the bootstrap's two-sided sign probability,
+    2 * min(P(stat <= 0), P(stat >= 0)), capped at 1.
+    """
+    mats = [np.atleast_2d(np.asarray(a, dtype=np.float64))]
+    if b is not None:
+        mats.append(np.atleast_2d(np.asarray(b, dtype=np.float64)))
+        if mats[1].shape[0] != mats[0].shape[0]:
+            raise ValueError(f"paired scores need the same subjects: {mats[0].shape[0]} vs "
+                             f"{mats[1].shape[0]} rows")
+    keep = np.all([np.isfinite(m).all(axis=1) for m in mats], axis=0)
+    mats = [m[keep] for m in mats]
+    n = len(mats[0])
+    nan = float("nan")
+    if n == 0:
+        return nan, nan, nan, nan
+
+    means = [m.mean(axis=1) for m in mats]
+    estimate = float((means[0] - means[1] if len(means) == 2 else means[0]).mean())
+    if n < 2:
+        return estimate, nan, nan, nan
+    rng = np.random.default_rng(seed)
+    subjects = rng.integers(n, size=(n_boot, n))
+    unit = 0.0
+    for sign, m in zip((1.0, -1.0), mats):
+        runs = rng.integers(m.shape[1], size=(n_boot, m.shape[1]))
+        per_draw = m[:, runs].mean(axis=-1).T                  # (n_boot, subjects)
+        unit = unit + sign * np.take_along_axis(per_draw, subjects, axis=1)
+    boots = unit.mean(axis=1)
+    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2])
+    p = min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean()))
+    return estimate, float(lo), float(hi), float(max(p, 1.0 / n_boot))

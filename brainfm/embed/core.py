@@ -91,17 +91,23 @@ def resolve_input(source, store_root=None) -> tuple[str, object]:
                        f"store_root={root}), or pass a recording file or folder")
 
 
-def check_store_contract(store, contract: dict) -> None:
-    """A store standardised otherwise than the checkpoint expects is refused, naming keys."""
+def contract_differences(standardise: dict, contract: dict) -> list[str]:
+    """Where a store's standardisation (``standardise``, its store.json's) and what a
+    checkpoint's ``contract`` expects disagree, one ``key: store .. vs checkpoint ..`` each."""
     from ..data.standardise import StandardiseConfig
 
     want = contract.get("standardise")
     if not want:
-        return
+        return []
     want = StandardiseConfig.from_dict(want).as_dict()
-    have = StandardiseConfig.from_dict(store.meta.get("standardise") or {}).as_dict()
-    differ = [f"{k}: store {have.get(k)!r} vs checkpoint {want.get(k)!r}"
-              for k in _MUST_AGREE if have.get(k) != want.get(k)]
+    have = StandardiseConfig.from_dict(standardise or {}).as_dict()
+    return [f"{k}: store {have.get(k)!r} vs checkpoint {want.get(k)!r}"
+            for k in _MUST_AGREE if have.get(k) != want.get(k)]
+
+
+def check_store_contract(store, contract: dict) -> None:
+    """A store standardised otherwise than the checkpoint expects is refused, naming keys."""
+    differ = contract_differences(store.meta.get("standardise"), contract)
     if differ:
         raise BrainfmError(f"{store.root}: the store was standardised otherwise than the "
                            f"checkpoint expects ({'; '.join(differ)}) -> pass the recordings "

@@ -64,6 +64,21 @@ def _heldout_table(heldout: dict | None) -> list[str]:
     return lines
 
 
+def _pretext_text(pretext: dict | None) -> str:
+    if not pretext:
+        return "not recorded"
+    aux = (f" + band power x {pretext['band_power_weight']:g}"
+           if pretext.get("band_power_weight") else "")
+    return (f"{pretext.get('target')}{aux} on hidden patches; {pretext.get('mask_kind')} masks, "
+            f"ratio {_fmt(pretext.get('mask_ratio'))}")
+
+
+def _readout_text(readout: dict | None) -> str:
+    if not readout or readout.get("layer") is None:
+        return "the last layer, mean over real channels and patches"
+    return f"layer {readout['layer']} (0 = first), mean over real channels and patches"
+
+
 def model_card(config: dict) -> str:
     family = config.get("family", "criss_cross")
     contract = config.get("contract") or {}
@@ -118,7 +133,10 @@ def model_card(config: dict) -> str:
              f"hours; {_fmt(corpus.get('n_recordings'))} recordings (sha256 of their ids: "
              f"`{corpus.get('recording_ids_sha256') or 'n/a'}`)",
              f"- objective: {config.get('objective') or 'unknown'}; "
-             f"{_fmt(config.get('steps'))} optimiser steps", "",
+             f"{_fmt(config.get('steps'))} optimiser steps",
+             f"- pretext: {_pretext_text(config.get('pretext'))}",
+             f"- read-out (what `embed` and the linear probe read): "
+             f"{_readout_text(config.get('readout'))}", "",
              "### Held-out figures", ""]
     body += _heldout_table(config.get("heldout"))
     body += ["", "## Use", "", "```python", "import brainfm", "",

@@ -60,6 +60,13 @@ class BackboneAdapter:
                  channel_mask: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def layer_features(self, model: nn.Module, x: torch.Tensor, sensors: torch.Tensor | None,
+                       channel_mask: torch.Tensor | None) -> list[torch.Tensor]:
+        """Per-token features of every layer, bottom to top (each (B, C, N, D)), for probes
+        that pick a layer."""
+        raise NotImplementedError(f"backbone family {self.family!r} offers no per-layer "
+                                  "read-out -> use readout=last")
+
     def cached_inputs(self, classifier: nn.Module, windows, cache_dir,
                       batch_size: int = 64):
         """The windows as ``classifier`` reads them when fine-tuned: unchanged here; a family
@@ -93,6 +100,9 @@ class CrissCrossAdapter(BackboneAdapter):
     def features(self, model, x, sensors, channel_mask):
         return model.forward_features(x, sensors, channel_mask)
 
+    def layer_features(self, model, x, sensors, channel_mask):
+        return model.forward_layers(x, sensors, channel_mask)
+
 
 class DiffusionAdapter(BackboneAdapter):
     """The EEGDM-style diffusion denoiser: brainfm model files, original EEGDM weights, or a
@@ -123,6 +133,14 @@ class DiffusionAdapter(BackboneAdapter):
         lat = backbone_latents(model, x, sensors, channel_mask,
                                input_transform=staged_mu_law)              # (B,C,Ly,N,d)
         return lat.permute(0, 1, 3, 2, 4).flatten(3)
+
+    def layer_features(self, model, x, sensors, channel_mask):
+        from ..tasks.ddpm import staged_mu_law
+        from .latent_cache import backbone_latents
+
+        lat = backbone_latents(model, x, sensors, channel_mask,
+                               input_transform=staged_mu_law)              # (B,C,Ly,N,d)
+        return list(lat.unbind(dim=2))
 
     def cached_inputs(self, classifier, windows, cache_dir, batch_size=64):
         from .latent_cache import LatentCache, cached_latent_windows

@@ -281,12 +281,18 @@ class ContractMixin:
     def pooled_features(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
                         channel_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D): the backbone's features (what the linear probe reads) averaged over real
-        channels and patches."""
+        channels and patches; from the layer the checkpoint records as its read-out
+        (:func:`recorded_readout_layer`), the last one when it records none."""
         from .adapters import get_adapter
         from .heads import masked_mean
         from .registry import family_of
 
-        feats = get_adapter(family_of(self)).features(self, x, sensors, channel_mask)
+        adapter = get_adapter(family_of(self))
+        layer = recorded_readout_layer(self)
+        if layer is None:
+            feats = adapter.features(self, x, sensors, channel_mask)
+        else:
+            feats = adapter.layer_features(self, x, sensors, channel_mask)[layer]
         return masked_mean(feats.float(), None if channel_mask is None
                            else channel_mask.to(feats.device))
 
@@ -343,6 +349,14 @@ class ContractMixin:
             self.train(was_training)
         width = out[0].shape[1] if out else 0
         return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+
+
+def recorded_readout_layer(model) -> int | None:
+    """The layer a checkpoint's pretraining recorded as its read-out (``training.readout.
+    layer`` in config.json: chosen on validation subjects), or None for the last layer."""
+    readout = ((getattr(model, "extra", None) or {}).get("training") or {}).get("readout") or {}
+    layer = readout.get("layer")
+    return None if layer is None else int(layer)
 
 
 def recording_sensors(rec) -> np.ndarray:

@@ -144,10 +144,22 @@ class CrissCrossTransformer(ContractMixin, nn.Module):
                          channel_mask: torch.Tensor | None = None,
                          mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per-patch features (B, C, N, D). ``mask`` (B, C, N) bool marks patches to hide."""
-        return self._encode(x, sensors, channel_mask, mask)[0]
+        return self.encode(x, sensors, channel_mask, mask)[0]
 
-    def _encode(self, x, sensors, channel_mask, mask):
-        """(features, per-channel scale or None, the input as filled or None)."""
+    def forward_layers(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
+                       channel_mask: torch.Tensor | None = None,
+                       mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every layer's per-patch features, bottom to top: ``n_layers`` tensors (B, C, N, D).
+
+        The last one is :meth:`forward_features`. Intermediate layers are what per-layer
+        probes read and what latent-prediction targets average."""
+        layers: list[torch.Tensor] = []
+        self.encode(x, sensors, channel_mask, mask, collect=layers)
+        return layers
+
+    def encode(self, x, sensors=None, channel_mask=None, mask=None, collect: list | None = None):
+        """(features, per-channel scale or None, the input as filled or None); ``collect``
+        receives each layer's output when given."""
         x = self._as_patches(x)
         valid = None if channel_mask is None or bool(channel_mask.all()) else channel_mask
         scale = None
@@ -164,12 +176,20 @@ class CrissCrossTransformer(ContractMixin, nn.Module):
         tokens = self.pos_enc(tokens, sensors, valid)
         for layer in self.layers:
             tokens = layer(tokens, valid)
+            if collect is not None:
+                collect.append(tokens)
         return tokens, scale, filled
 
     def forward(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
                 channel_mask: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        feats, scale, filled = self._encode(x, sensors, channel_mask, mask)
+        feats, scale, filled = self.encode(x, sensors, channel_mask, mask)
+        return self.apply_head(feats, scale, filled, channel_mask)
+
+    def apply_head(self, feats: torch.Tensor, scale: torch.Tensor | None,
+                   filled: torch.Tensor | None, channel_mask=None) -> torch.Tensor:
+        """The head on :meth:`encode`'s outputs (what ``forward`` returns), so a task that
+        also needs the features runs the backbone once."""
         out = self.head(feats, channel_mask)
         if isinstance(self.head, ReconstructionHead):
             if filled is not None:  # the head learns the correction to the gated guess

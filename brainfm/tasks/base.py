@@ -46,7 +46,9 @@ class PretrainingTask(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        # the backbone and any head the task adds (predictors); frozen copies (EMA
+        # teachers) have requires_grad off
+        params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
         # the schedule's horizon: fixed by config, or the trainer's planned number of steps
         total = max(int(hp.total_steps or self.trainer.estimated_stepping_batches), 1)
