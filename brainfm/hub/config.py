@@ -102,9 +102,10 @@ def build_config(family: str, arch: dict, extra: dict, sha256: str,
     return seal(config)
 
 
-#: The parts of config.json a model is built and fed by: a hand edit of any of them changes
-#: what the weights compute, so each is hashed when the folder is written.
-SEALED = ("family", "architecture", "contract", "weights")
+#: The parts of config.json a model is built, fed and read out by, and judged on (the
+#: benchmark's pretraining gate reads training.heldout): a hand edit of any of them changes
+#: what the weights compute or how they are judged, so each is hashed when it is written.
+SEALED = ("family", "architecture", "contract", "weights", "readout", "training")
 
 
 def section_hashes(config: dict) -> dict[str, str]:
@@ -118,8 +119,8 @@ def seal(config: dict) -> dict:
     part (the weights' sha256 is in ``weights``, so the seal covers the weights too)."""
     config = json.loads(json.dumps(config, default=str))
     config["integrity"] = {"sha256": section_hashes(config),
-                           "covers": "family, architecture, contract, weights (incl. their "
-                                     "sha256); a hand edit of any of them is refused"}
+                           "covers": ", ".join(SEALED) + " (weights with their sha256); a "
+                                     "hand edit of any of them is refused"}
     return config
 
 

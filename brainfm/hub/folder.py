@@ -6,9 +6,9 @@ weights build, the data contract the model was trained on (what :meth:`prepare` 
 a new recording), the pretraining corpus, objective, steps and held-out figures, and the
 sha256 of ``model.safetensors``. Weights are read with safetensors (no pickle, no code), and
 the hash is checked before anything is built: a tampered or truncated file is refused, named.
-config.json is sealed too (``integrity``: the sha256 of its family, architecture, contract and
-weights entries), so a hand edit that keeps the shapes (more heads, another sampling rate)
-is refused, naming the part edited; ``weights.file`` must name a file in the folder itself.
+config.json is sealed too (``integrity``: the sha256 of its family, architecture, contract,
+weights, read-out and training entries), so a hand edit that keeps the shapes (more heads,
+another sampling rate) is refused, naming the part edited; ``weights.file`` must name a file in the folder itself.
 brainfm uses no network: the folder can be uploaded as is, and downloaded ones load as is.
 """
 from __future__ import annotations

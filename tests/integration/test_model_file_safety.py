@@ -216,3 +216,12 @@ def test_n_layers_60000_is_refused_at_once_even_resealed(folder):
                                               "holds"):
         from_pretrained(folder)
     assert time.perf_counter() - t0 < 1.0 and _peak_rss_mb() - before < 200
+
+
+def test_edited_readout_or_training_figures_are_refused(folder):
+    """The read-out layer decides what embed returns; the held-out figures decide whether
+    the benchmark warns that a checkpoint is unlearned: neither can be edited by hand."""
+    _edit(folder, lambda c: c["training"].__setitem__("heldout", {"eegmat": {
+        "model_vs_best_trivial": 0.1, "multichannel": True}}))
+    with pytest.raises(CheckpointError, match="config.json: training changed since"):
+        from_pretrained(folder)
