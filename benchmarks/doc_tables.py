@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import diffusion_speed as diffusion_speed_script
 import prep as prep_script
 import pretrain_transfer as pretrain_transfer_script
+import subject_norm as subject_norm_script
 import train as train_script
 
 MULTICHANNEL = ("eegmat", "eegmmidb_baseline", "muse_p300", "ssvep_exoskeleton")
@@ -534,3 +535,11 @@ def representation_scores(path: Path) -> str:
                 f" ({min(means):.3f}-{max(means):.3f})" if len(means) > 1 else ""))
         lines.append(f"| {arm} | {readout.replace('_', ' ')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def subject_norm(*paths: Path) -> str:
+    """Baselines with and without per-subject normalisation: benchmarks/subject_norm.py's
+    summaries (one per run of it), as that script prints them, in one table."""
+    import pandas as pd
+
+    return subject_norm_script.markdown(pd.concat([pd.read_csv(p) for p in paths]))

@@ -108,6 +108,9 @@ BLOCKS = [
           t.diffusion_generation_brief),
     Block("diffusion-tiny-probe", "docs/diffusion.md",
           (f"{R}/diffusion_tiny_cpu/probe/probe_scores.csv",), t.diffusion_probe_tiny),
+    Block("subject-norm", "docs/benchmarks.md",
+          (f"{R}/subject_norm/summary.csv", f"{R}/subject_norm/eegmat_csp_lda/summary.csv"),
+          t.subject_norm),
 ]
 
 

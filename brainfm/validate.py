@@ -14,6 +14,8 @@ from .errors import ConfigError
 
 #: what :func:`brainfm.bench.pipelines.make_pipeline` builds
 PIPELINE_KINDS = ("classical", "probe", "finetune", "scratch", "eegnet", "shallow")
+#: the kinds that can z-score their features per subject (brainfm.bench.subject_norm)
+SUBJECT_NORM_KINDS = ("classical", "probe")
 
 
 class ConfigProblems(ConfigError):
@@ -221,7 +223,8 @@ def _classical_problems(where: str, spec: dict) -> list[str]:
     name = spec.get("baseline")
     if name not in CLASSICAL:
         return [f"{where}.baseline={name!r}: unknown baseline; use one of {sorted(CLASSICAL)}"]
-    return _foreign_keys(where, _options(spec, "baseline"), _signature_keys(CLASSICAL[name]),
+    return _foreign_keys(where, _options(spec, "baseline", "subject_norm"),
+                         _signature_keys(CLASSICAL[name]),
                          f"baseline {name}")
 
 
@@ -276,10 +279,15 @@ def _pipeline_problems(pname: str, spec, known: set[str]) -> list[str]:
     out = [f"{where}.datasets: unknown dataset {name!r} (the pipeline would silently skip "
            f"it); known: {sorted(known)}"
            for name in spec.get("datasets") or [] if name not in known]
+    if spec.get("subject_norm") not in (None, True, False) or (
+            spec.get("subject_norm") and kind not in SUBJECT_NORM_KINDS):
+        out.append(f"{where}.subject_norm={spec.get('subject_norm')!r}; use true or false, on "
+                   f"a pipeline of kind {' or '.join(SUBJECT_NORM_KINDS)}")
     if kind == "classical":
         out += _classical_problems(where, spec)
     elif kind == "probe":   # options a linear probe would otherwise silently ignore
-        out += _foreign_keys(where, _options(spec), {"backbone", "readout"}, "a probe pipeline")
+        out += _foreign_keys(where, _options(spec), {"backbone", "readout", "subject_norm"},
+                             "a probe pipeline")
         from .bench.pipelines import PROBE_READOUTS
 
         if spec.get("readout", "recorded") not in PROBE_READOUTS:

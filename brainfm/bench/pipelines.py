@@ -53,11 +53,17 @@ def load_backbone(spec: dict, n_classes: int, windows: WindowDataset,
 
 
 class ClassicalPipeline:
-    """A scikit-learn baseline (CSP, tangent space, xDAWN, CCA, band power) on raw windows."""
+    """A scikit-learn baseline (CSP, tangent space, xDAWN, CCA, band power) on raw windows.
 
-    def __init__(self, name: str, **kwargs):
-        self.name, self.kwargs = name, kwargs
+    ``subject_norm``: z-score the baseline's features within each subject
+    (:func:`~brainfm.bench.subject_norm.standardise_per_subject`) between its feature steps,
+    fitted on the training rows, and its last step, the classifier.
+    """
+
+    def __init__(self, name: str, subject_norm: bool = False, **kwargs):
+        self.name, self.subject_norm, self.kwargs = name, bool(subject_norm), kwargs
         self._arrays: dict[int, tuple] = {}
+        self._stateless: dict[int, np.ndarray] = {}
 
     def _data(self, windows: WindowDataset):
         from .baselines.classical import arrays_from_store
@@ -66,6 +72,20 @@ class ClassicalPipeline:
         if key not in self._arrays:
             self._arrays = {key: arrays_from_store(windows)}
         return self._arrays[key]
+
+    def _inputs(self, windows: WindowDataset, est):
+        """(X, what to fit on X): the windows and the baseline, or, when the baseline's first
+        step is stateless (band power, a log spectrum, a band-pass: ``stateless = True``),
+        that step's output on every window of the dataset, computed once, and the remaining
+        steps. It learns nothing, so folds get the same inputs; on eegmmidb_baseline's 64
+        channels it was most of each fold's time."""
+        X = self._data(windows)[0]
+        first = est.steps[0][1] if hasattr(est, "steps") and len(est.steps) > 1 else None
+        if not getattr(first, "stateless", False):
+            return X, est
+        if id(windows) not in self._stateless:
+            self._stateless = {id(windows): first.transform(X)}
+        return self._stateless[id(windows)], est[1:]
 
     def run_fold(self, windows: WindowDataset, split, seed: int) -> FoldPrediction:
         from .baselines import declared_band
@@ -76,10 +96,43 @@ class ClassicalPipeline:
         est = make_baseline(self.name, classes=store.classes, sfreq=store.sfreq, **self.kwargs)
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
-        est.fit(X[split.train], y[split.train])
-        info = {"band": declared_band(est), "window_s": round(X.shape[-1] / store.sfreq, 3)}
-        return FoldPrediction(split.test, est.predict(X[split.test]),
-                              _class_scores(est, X[split.test], len(store.classes)), info)
+        info = {"band": declared_band(est), "window_s": round(X.shape[-1] / store.sfreq, 3),
+                "subject_norm": self.subject_norm}
+        X, est = self._inputs(windows, est)
+        train, test = X[split.train], X[split.test]
+        if self.subject_norm:
+            if not hasattr(est, "steps"):
+                raise ValueError(f"subject_norm: baseline {self.name!r} is no scikit-learn "
+                                 "Pipeline with its classifier as last step, so it has no "
+                                 "features to normalise -> drop subject_norm for it")
+            features, est = est[:-1], est[-1]
+            train = _per_subject(features.fit_transform(train, y[split.train]), split.train,
+                                 windows)
+            test = _per_subject(features.transform(test), split.test, windows)
+        est.fit(train, y[split.train])
+        return FoldPrediction(split.test, est.predict(test),
+                              _class_scores(est, test, len(store.classes)), info)
+
+
+def _per_subject(features: np.ndarray, rows, windows: WindowDataset) -> np.ndarray:
+    """``features`` of the window ``rows`` (one side of a split), z-scored within each
+    subject on these rows only: a subject on both sides of a split never lends the
+    statistics of its test rows to its training rows. Labels never enter."""
+    from .subject_norm import standardise_per_subject, subject_ids
+
+    return standardise_per_subject(features, subject_ids(windows.table)[rows])
+
+
+def _per_subject_sides(features: np.ndarray, windows: WindowDataset, split) -> np.ndarray:
+    """A copy of per-window ``features`` of any shape (n, ...) whose training, validation
+    and test rows are each normalised by :func:`_per_subject`; other rows are left as
+    they are (no fold reads them)."""
+    out = np.array(features, dtype=np.float64)
+    for rows in (split.train, split.val, split.test):
+        if len(rows):
+            flat = out[rows].reshape(len(rows), -1)
+            out[rows] = _per_subject(flat, rows, windows).reshape(out[rows].shape)
+    return out
 
 
 PROBE_READOUTS = ("recorded", "last", "best_layer", "attention")
@@ -95,14 +148,18 @@ class ProbePipeline:
     probe (fitted on the training rows) scores best on the fold's validation rows;
     ``attention`` reads the last layer's tokens through an attention-pooling probe
     (:mod:`brainfm.bench.attention_probe`). Each row records the read-out it used.
+    ``subject_norm``: every feature (of every layer or token) z-scored within each subject
+    before the read-out, on each side of the split separately (see :func:`_per_subject`).
     """
 
-    def __init__(self, backbone: dict, cache_dir, readout: str = "recorded"):
+    def __init__(self, backbone: dict, cache_dir, readout: str = "recorded",
+                 subject_norm: bool = False):
         from ..models.adapters import get_adapter
 
         if readout not in PROBE_READOUTS:
             raise ValueError(f"probe readout={readout!r}; use one of {', '.join(PROBE_READOUTS)}")
         self.backbone, self.cache, self.readout = backbone, FeatureCache(cache_dir), readout
+        self.subject_norm = bool(subject_norm)
         self.adapter = get_adapter(backbone.get("family", "criss_cross"))
         self.pretrained = uses_pretrained_weights({"backbone": backbone})
         self._features: dict[tuple, np.ndarray] = {}
@@ -151,9 +208,11 @@ class ProbePipeline:
         n_classes = len(windows.stores[0].classes)
         feats = self._data(windows, seed)
         y = windows.table["label"].to_numpy()
-        info = {"readout": self.readout}
+        info = {"readout": self.readout, "subject_norm": self.subject_norm}
         if self.layer is not None:
             info["layer"] = self.layer
+        if self.subject_norm:
+            feats = _per_subject_sides(feats, windows, split)
         if self.readout == "best_layer":
             layer = self._pick_layer(feats, y, split, seed)
             feats, info["layer"] = feats[:, layer], layer
@@ -353,7 +412,8 @@ def make_pipeline(spec: dict, cache_dir):
         return ClassicalPipeline(spec.pop("baseline"), **spec)
     if kind == "probe":
         return ProbePipeline(spec["backbone"], cache_dir,
-                             readout=spec.get("readout", "recorded"))
+                             readout=spec.get("readout", "recorded"),
+                             subject_norm=spec.get("subject_norm", False))
     if kind in ("finetune", "scratch", "eegnet", "shallow"):
         return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
     raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "

@@ -47,7 +47,7 @@ def test_quick_experiment_end_to_end(quick_run):
     shared = {"eegnet", "criss_cross_finetune", "criss_cross_finetune_flatten",
               "criss_cross_probe", "criss_cross_scratch", "criss_cross_probe_random"}
     assert pipes["ssvep_exoskeleton"] == shared | {"cca"}       # baselines per paradigm
-    assert pipes["eegmat"] == shared | {"csp_lda"}
+    assert pipes["eegmat"] == shared | {"csp_lda", "bandpower_lr", "bandpower_lr_subject_norm"}
     assert pipes["bonn"] == shared | {"bandpower_lr"}
     # LOSO scores the test subjects; bonn (no subject ids) is scored per fold only
     assert set(table.loc[table["dataset"] == "eegmat", "subject"]) == {"00", "01", "__fold__"}
@@ -58,12 +58,12 @@ def test_quick_experiment_end_to_end(quick_run):
     summary = open(f"{_report_dir(stdout)}/summary.md").read()
     assert "| folds | seeds |" in summary and "| subjects | seeds |" in summary
     assert "Paired Wilcoxon" in summary and "p Holm" in summary
-    assert "42 cells computed, 0 already done" in stdout
+    assert "46 cells computed, 0 already done" in stdout
 
 
 def test_rerun_computes_nothing(quick_run):
     cwd, store_root, _ = quick_run
-    assert "0 cells computed, 42 already done" in _bench(cwd, store_root)
+    assert "0 cells computed, 46 already done" in _bench(cwd, store_root)
 
 
 def test_multirun_sweep_shares_finished_cells(quick_run):

@@ -52,3 +52,21 @@ def test_validation_subjects_and_eyes_open_closed_task(name):
     ssvep = {p for p, spec in cfg["pipelines"].items()
              if "ssvep_exoskeleton" in spec.get("datasets", ["ssvep_exoskeleton"])}
     assert {"cca", "fbcca", "psd_lr", "fb_ts_lr"} <= ssvep and "ts_lr" not in ssvep
+
+
+@pytest.mark.parametrize("name", ["bench_cpu", "bench_full", "bench_quick"])
+def test_band_power_runs_with_and_without_per_subject_normalisation(name):
+    from brainfm.validate import bench_problems
+
+    cfg = _experiment(name)
+    pipes = cfg["pipelines"]
+    normalised = {p for p, spec in pipes.items() if spec.get("subject_norm")}
+    for dataset in ({"eegmat"} if name == "bench_quick" else {"eegmat", "eegmmidb_baseline"}):
+        assert dataset in pipes["bandpower_lr"]["datasets"]
+        assert dataset in pipes["bandpower_lr_subject_norm"]["datasets"]
+    assert {k: v for k, v in pipes["bandpower_lr_subject_norm"].items()
+            if k not in ("subject_norm", "datasets")} == \
+        {k: v for k, v in pipes["bandpower_lr"].items() if k != "datasets"}
+    for pname in normalised:  # never on datasets without subject ids (one class a recording)
+        assert not {"bonn", "delhi"} & set(pipes[pname]["datasets"]), pname
+    assert not [p for p in bench_problems(cfg) if "subject_norm" in p]
