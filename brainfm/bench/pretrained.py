@@ -46,6 +46,19 @@ def pretraining_corpus(spec: dict, dataset: str) -> list[str]:
     return corpus
 
 
+def _continue(run_dir: Path) -> list[str]:
+    """Overrides for the benchmark's own run folder: resume a run killed midway (its
+    last.ckpt), start over where a run finished but its model file was not copied out."""
+    from ..run_folder import run_outputs
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not run_outputs(run_dir):
+        return []
+    if last.is_file() and not (run_dir / "result.json").is_file():
+        return [f"resume={last}"]
+    return ["overwrite=true"]
+
+
 def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[str, str]:
     """Pretrain what is missing; returns evaluated dataset -> checkpoint path."""
     from ..configuration import compose_config
@@ -61,11 +74,12 @@ def ensure_pretrained(spec: dict, datasets, store_root, data_root=None) -> dict[
         run_dir = path.parent / f"{path.stem}_run"
         overrides = [f"experiment={spec['experiment']}", f"data.datasets=[{','.join(corpus)}]",
                      f"store_root={store_root}", f"output_dir={run_dir}",
-                     *(spec.get("overrides") or [])]
+                     *(spec.get("overrides") or []), *_continue(run_dir)]
         if data_root:
             overrides.append(f"data_root={data_root}")
         print(f"brainfm-bench: pretraining {path} on {', '.join(corpus)} "
-              f"(brainfm-pretrain {' '.join(overrides)})")
+              f"(brainfm-pretrain {' '.join(overrides)}); a progress line every 30 s",
+              flush=True)
         result = run_pretrain(compose_config(overrides, config_name="pretrain"))
         atomic_write_bytes(path, Path(result["model_file"]).read_bytes())
     return paths
