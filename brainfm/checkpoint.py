@@ -70,15 +70,27 @@ def read_model_file(path, map_location="cpu", allow_nonfinite: bool = False
     return config, state, extra
 
 
-def _check_truncated(path: Path) -> None:
-    """torch.save writes a zip archive whose directory sits at its end: a file cut short
-    has none, and torch's own error says only "Invalid argument"."""
+def check_archive(path: Path) -> None:
+    """torch.save writes a zip archive whose directory sits at its end and which records a
+    CRC-32 per member: a file cut short has no directory (torch's own error says only
+    "Invalid argument"), and a changed byte fails its member's CRC (torch does not check)."""
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+    if head != b"PK\x03\x04":
+        return
+    if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: the file is truncated or damaged ({path.stat().st_size}"
                               " bytes, the end of its archive is missing) -> copy or download "
                               "it again, or re-export it")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        bad = f"? ({err})"
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged: its archive member {bad} fails its own CRC "
+                              "check (the bytes changed after it was written) -> use another "
+                              "copy, an earlier checkpoint, or re-export it")
 
 
 def _check_finite(path, state: dict, allow: bool) -> None:
@@ -120,7 +132,7 @@ def _read_file(path: Path, map_location) -> tuple[dict, dict, dict]:
         raise CheckpointError(f"{path}: a safetensors file without its config.json beside it; "
                               "brainfm needs the config to know the architecture and data "
                               "contract -> keep the checkpoint folder together")
-    _check_truncated(path)
+    check_archive(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
@@ -128,6 +140,7 @@ def _read_file(path: Path, map_location) -> tuple[dict, dict, dict]:
                               f"{err}); brainfm never unpickles code -> export the weights "
                               "with model.state_dict()") from err
     if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
+        _check_model_file_fields(path, obj)
         return dict(obj["config"]), obj["state_dict"], {
             "family": obj.get("family", "criss_cross"), **dict(obj.get("extra", {}))}
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
@@ -150,9 +163,46 @@ def _read_file(path: Path, map_location) -> tuple[dict, dict, dict]:
                           "state dict -> save models with brainfm.checkpoint.save_model")
 
 
+def _check_model_file_fields(path: Path, obj: dict) -> None:
+    wrong = [f"{key} is {type(obj.get(key)).__name__}, not {kind}"
+             for key, kind in (("config", "dict"), ("state_dict", "dict"), ("extra", "dict"))
+             if not isinstance(obj.get(key, {}), dict)]
+    if not isinstance(obj.get("family", ""), str):
+        wrong.append(f"family is {type(obj['family']).__name__}, not str")
+    if wrong:
+        raise CheckpointError(f"{path}: malformed model file ({'; '.join(wrong)}) -> use the "
+                              "original file, or save the model again with save_model")
+
+
 def read_model_config(path) -> dict:
     """The architecture a model file describes (to build the same model untrained)."""
     return read_model_file(path)[0]
+
+
+class _TooManyParameters(Exception):
+    pass
+
+
+def _probe_model(family, config: dict, limit: int):
+    """The model ``config`` builds, on the meta device (shapes only, no memory), stopped as
+    soon as its parameters outnumber ``limit``: a config asking for 60000 layers is refused
+    after building one layer more than the file holds, not after building 60000."""
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    count = 0
+
+    def on_parameter(module, name, param):
+        nonlocal count
+        count += param.numel() if param is not None else 0
+        if count > limit:
+            raise _TooManyParameters(count)
+
+    handle = register_module_parameter_registration_hook(on_parameter)
+    try:
+        with torch.device("meta"):
+            return build_model(family, config)
+    finally:
+        handle.remove()
 
 
 def _check_architecture(path, family, config: dict, state: dict) -> None:
@@ -165,8 +215,12 @@ def _check_architecture(path, family, config: dict, state: dict) -> None:
             raise CheckpointError(f"{path}: config {key}={value} exceeds the {n_weights} "
                                   "weights the file holds -> the file's config is damaged")
     try:
-        with torch.device("meta"):  # shapes only: no memory
-            probe = build_model(family, config)
+        probe = _probe_model(family, config, n_weights)
+    except _TooManyParameters as err:
+        raise CheckpointError(f"{path}: the config builds more than {err.args[0]} parameters, "
+                              f"the file holds {n_weights} (refused before allocating "
+                              "anything) -> the file's config is damaged, or an override "
+                              "changed the architecture") from None
     except Exception as err:
         raise CheckpointError(f"{path}: its config does not build a model ({type(err).__name__}:"
                               f" {err})") from err

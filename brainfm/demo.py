@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         seconds["pretrain"] = _stage(2, "Pretrain a tiny model (masked patches; one subject "
                                      "held out)", [
             "brainfm-pretrain", "experiment=pretrain_demo", f"store_root={stores}",
-            f"hydra.run.dir={pretrain}",
+            f"hydra.run.dir={pretrain}", "overwrite=true",  # a re-run starts the stage again
             *([f"trainer.max_steps={args.pretrain_steps}",   # one held-out check, at the end
                f"trainer.val_check_interval={args.pretrain_steps}"]
               if args.pretrain_steps else [])])

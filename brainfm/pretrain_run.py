@@ -138,18 +138,27 @@ def run_pretrain(cfg) -> dict:
     from lightning.pytorch.callbacks import LearningRateMonitor
     from omegaconf import OmegaConf
 
-    from .checkpoint import save_model
+    from .checkpoint import check_archive, save_model
     from .hub.folder import save_pretrained
     from .data.datamodule import BrainDataModule
+    from .run_folder import check_resume_model, claim_run_folder
     from .tasks.base import build_task
-    from .tasks.checkpointing import RunCheckpoint, finish_or_stop, pretrain_logger
+    from .tasks.checkpointing import (RunCheckpoint, checkpoint_step, finish_or_stop,
+                                      pretrain_logger)
+    from .tasks.run_progress import RunProgress
 
     out_dir = Path(cfg.output_dir)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    overwrite = bool(cfg.get("overwrite", False))
+    if cfg.resume:  # before any work: the checkpoint exists, is whole and holds this model
+        checkpoint_step(cfg.resume)  # exists and is readable
+        check_archive(Path(cfg.resume))  # and no byte of it changed
+        check_resume_model(cfg.resume, {k: v for k, v in model_cfg.items() if k != "family"})
+    claim_run_folder(out_dir, cfg.resume, overwrite)
     L.seed_everything(cfg.seed, workers=True)
     data = cfg.data
     stores = ensure_stores(data.datasets, Path(cfg.store_root), cfg.data_root,
                            view=data.get("view"))
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     dm = BrainDataModule([str(s) for s in stores], store_root=cfg.store_root,
                          patch_len=model_cfg["patch_len"], batch_size=data.batch_size,
                          num_workers=data.num_workers, val_fraction=data.val_fraction,
@@ -167,9 +176,13 @@ def run_pretrain(cfg) -> dict:
     trainer_cfg = _supported_precision(OmegaConf.to_container(cfg.trainer, resolve=True))
     logger = pretrain_logger(cfg.logger, out_dir, cfg.resume)
     ckpt = RunCheckpoint(out_dir / "checkpoints", cfg.get("checkpoint_every_n_steps", 200),
-                         cfg.get("checkpoint_keep_every_n_steps"))
+                         cfg.get("checkpoint_keep_every_n_steps"),
+                         cfg.get("checkpoint_every_minutes", 10))
+    callbacks = [ckpt, LearningRateMonitor("step")]
+    if not trainer_cfg.get("enable_progress_bar", True):  # no bar: a line now and then
+        callbacks.append(RunProgress(cfg.get("progress_every_s", 30)))
     trainer = L.Trainer(default_root_dir=out_dir, logger=logger, enable_checkpointing=False,
-                        callbacks=[ckpt, LearningRateMonitor("step")], **trainer_cfg)
+                        callbacks=callbacks, **trainer_cfg)
     trainer.fit(task, datamodule=dm, ckpt_path=cfg.resume)
     finish_or_stop(ckpt, trainer)
     result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
@@ -191,7 +204,7 @@ def run_pretrain(cfg) -> dict:
             extra = {**preprocessing_contract(dm.full.stores), "training": training}
             # the checkpoint folder is what users load and share; model.pt stays for the
             # benchmark's checkpoint paths (*.pt) and older tools
-            save_pretrained(model, out_dir / "checkpoint", **extra)
+            save_pretrained(model, out_dir / "checkpoint", overwrite=overwrite, **extra)
             save_model(model, out_dir / "model.pt", extra=extra)
             result["checkpoint_dir"] = str(out_dir / "checkpoint")
             result["model_file"] = str(out_dir / "model.pt")

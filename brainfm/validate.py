@@ -131,6 +131,12 @@ def pretrain_problems(cfg) -> list[str]:
     every = cfg.get("checkpoint_every_n_steps", 0)
     if not isinstance(every, int) or every < 0:
         problems.append(f"checkpoint_every_n_steps={every!r}; use a whole number >= 0")
+    for key, least in (("checkpoint_every_minutes", 0), ("progress_every_s", 1e-9)):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or value < least):
+            problems.append(f"{key}={value!r}; use a number "
+                            + (">= 0 (0 or null: none)" if least == 0 else "> 0"))
     return problems
 
 

@@ -41,3 +41,23 @@ def same_weights(a, b) -> bool:
 
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def damage_archive(path) -> str:
+    """Flip one bit inside the largest tensor of a torch archive (a .ckpt or .pt zip), as a
+    failing disk or copy would: the archive stays readable, its CRC-32 no longer matches.
+    Returns the member's name."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        tensors = [m for m in archive.infolist() if "/data/" in m.filename]
+        member = max(tensors, key=lambda m: m.file_size)  # one float of the largest tensor
+    data = bytearray(Path(path).read_bytes())
+    # the member's bytes start after its local header (30 bytes, its name, its own extra
+    # field, which torch pads for alignment: not the central directory's)
+    name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26:
+                                                    member.header_offset + 30])
+    data[member.header_offset + 30 + name_len + extra_len + 8] ^= 0x40
+    Path(path).write_bytes(bytes(data))
+    return member.filename

@@ -107,9 +107,14 @@ class PretrainJob(_Requeueable):
         from ..data.store import atomic_write_bytes
         from ..pretrain_run import run_pretrain
 
+        from .pretrained import resume_overrides
+
         if not Path(self.destination).exists():
+            # a run killed midway (or re-queued after pre-emption) resumes from its last.ckpt
+            output_dir = compose_config(self.overrides, config_name="pretrain").output_dir
+            overrides = [*self.overrides, *resume_overrides(Path(output_dir))]
             with thread_limit(self.threads):
-                result = run_pretrain(compose_config(self.overrides, config_name="pretrain"))
+                result = run_pretrain(compose_config(overrides, config_name="pretrain"))
             atomic_write_bytes(Path(self.destination), Path(result["model_file"]).read_bytes())
         if on_unit is not None:
             on_unit()

@@ -45,6 +45,19 @@ def pretraining_corpus(spec: dict, dataset: str) -> list[str]:
     return corpus
 
 
+def resume_overrides(run_dir: Path) -> list[str]:
+    """Overrides for a pretraining run's own folder: resume a run killed midway (its
+    last.ckpt), start over where a run finished but its model file was not copied out."""
+    from ..run_folder import run_outputs
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not run_outputs(run_dir):
+        return []
+    if last.is_file() and not (run_dir / "result.json").is_file():
+        return [f"resume={last}"]
+    return ["overwrite=true"]
+
+
 def ensure_pretrained(spec: dict, datasets, store_root, data_root=None,
                       executor: dict | None = None, folder=None) -> dict[str, str]:
     """Pretrain what is missing, once, before any benchmark cell (through ``executor``, a
@@ -66,7 +79,8 @@ def ensure_pretrained(spec: dict, datasets, store_root, data_root=None,
         if data_root:
             overrides.append(f"data_root={data_root}")
         print(f"brainfm-bench: pretraining {path} on {', '.join(corpus)} "
-              f"(brainfm-pretrain {' '.join(overrides)})")
+              f"(brainfm-pretrain {' '.join(overrides)}); a progress line every 30 s",
+              flush=True)
         runs[str(path)] = overrides
     if runs:
         pretrain_sweep(runs, executor, folder, progress=False)

@@ -5,6 +5,10 @@ ends, the shards are packed by window shape so that a shuffled batch is one fanc
 one file instead of dozens of small reads. Packing writes new files under fresh names, the
 manifest then points at them, and only then are the old packs and the shards removed: a
 store is valid at every instant.
+
+Only packs brainfm listed are ever deleted: those of the previous index, and those named in
+``packs.pending.json`` before they were written (so a pack of a run killed before its index
+was written is found again); a ``pack-*.npy`` nothing lists, someone else's, is left alone.
 """
 from __future__ import annotations
 
@@ -16,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import atomic_write_json
+from .store import atomic_write_json, store_path
 
 PACK_INDEX = "packs.json"
+PENDING = "packs.pending.json"
 
 
 def read_pack_index(root: Path) -> dict[str, list]:
@@ -27,12 +32,20 @@ def read_pack_index(root: Path) -> dict[str, list]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def pending_packs(root: Path) -> list[str]:
+    """Packs a run announced before writing them, and the packs they replace: what
+    remove_unreferenced must look at even after a kill lost the index naming them."""
+    path = root / PENDING
+    names = json.loads(path.read_text()) if path.exists() else []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
 def has_windows(root: Path, key: str, index: dict) -> bool:
     """Whether a recording's windows are on disk, as a shard or inside a current pack."""
     if (root / "shards" / f"{key}.npy").exists():
         return True
     where = index.get(key)
-    return bool(where) and (root / where[0]).exists()
+    return bool(where) and store_path(root, where[0]).exists()
 
 
 def _source(root: Path, key: str, index: dict) -> np.ndarray:
@@ -40,7 +53,7 @@ def _source(root: Path, key: str, index: dict) -> np.ndarray:
     if shard.exists():
         return np.load(shard, mmap_mode="r", allow_pickle=False)
     pack, offset, n = index[key]
-    return np.load(root / pack, mmap_mode="r", allow_pickle=False)[offset:offset + n]
+    return np.load(store_path(root, pack), mmap_mode="r", allow_pickle=False)[offset:offset + n]
 
 
 def pack_records(root: Path, records: list[dict], dtype: str) -> dict[str, list]:
@@ -54,11 +67,16 @@ def pack_records(root: Path, records: list[dict], dtype: str) -> dict[str, list]
         if r["status"] == "ok":
             groups[tuple(r["shape"][1:])].append(r)
     (root / "packs").mkdir(exist_ok=True)
+    names = {shape: f"packs/pack-{shape[0]}x{shape[1]}-{uuid.uuid4().hex[:8]}.npy"
+             for shape in groups}
+    # announced before they exist: the new packs, and the old ones they replace
+    atomic_write_json(root / PENDING, sorted({*pending_packs(root), *names.values(),
+                                              *(v[0] for v in old.values() if v)}))
     index: dict[str, list] = {}
     for (c, t), members in sorted(groups.items()):
         total = sum(r["n_windows"] for r in members)
-        name = f"packs/pack-{c}x{t}-{uuid.uuid4().hex[:8]}.npy"
-        tmp = root / f"{name}.partial"
+        name = names[(c, t)]
+        tmp = store_path(root, f"{name}.partial")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total, c, t))
         row = 0
         for r in members:
@@ -72,7 +90,7 @@ def pack_records(root: Path, records: list[dict], dtype: str) -> dict[str, list]
             row += len(src)
         out.flush()
         del out
-        os.replace(tmp, root / name)
+        os.replace(tmp, store_path(root, name))
     return index
 
 
@@ -81,20 +99,22 @@ def index_is_current(root: Path, index: dict, ok_keys) -> bool:
     store must be packed again: recordings were added or retried, or a run was killed
     while packing)."""
     return (set(index) == set(ok_keys)
-            and all((root / where[0]).is_file() for where in index.values()))
+            and all(store_path(root, where[0]).is_file() for where in index.values()))
 
 
 def write_pack_index(root: Path, index: dict[str, list]) -> None:
     atomic_write_json(root / PACK_INDEX, index)
 
 
-def remove_unreferenced(root: Path, index: dict[str, list]) -> None:
-    """Delete the packs ``index`` does not list and the shards whose windows it holds (only
-    brainfm's own file names; nothing else in the folders is touched)."""
+def remove_unreferenced(root: Path, index: dict[str, list], previous: dict[str, list]
+                        ) -> None:
+    """Delete the packs brainfm listed (in the ``previous`` index, or as pending) that
+    ``index`` no longer lists, and the shards whose windows it holds; then the pending list.
+    Nothing that no list of this store names is touched."""
     live = {v[0] for v in index.values()}
-    for pack in (root / "packs").glob("pack-*.npy"):
-        if f"packs/{pack.name}" not in live:
-            pack.unlink(missing_ok=True)
-    for shard in (root / "shards").glob("*.npy"):
-        if shard.stem in index:
-            shard.unlink(missing_ok=True)
+    listed = {v[0] for v in previous.values() if v} | set(pending_packs(root))
+    for name in sorted(listed - live):
+        store_path(root, name).unlink(missing_ok=True)
+    for key in index:
+        (root / "shards" / f"{key}.npy").unlink(missing_ok=True)
+    (root / PENDING).unlink(missing_ok=True)

@@ -21,13 +21,15 @@ from ..errors import BrainfmError
 from ..progress import progress_bar
 from ..validate import check_listing, dataset_problems, raise_problems
 from .datasets import DatasetSpec, RecordingItem, list_recordings
-from .packing import (has_windows, index_is_current, pack_records, read_pack_index,
-                      remove_unreferenced, write_pack_index)
+from .packing import (has_windows, index_is_current, pack_records, pending_packs,
+                      read_pack_index, remove_unreferenced, write_pack_index)
 from .readers import read_recording
 from .sensors import sensor_features
 from .standardise import StandardiseConfig, standardise
 from .store import (MANIFEST_FILES, STORE_FORMAT, StoreError, atomic_save_array,
-                    atomic_write_json, atomic_write_parquet, claim_store_folder, remove_stale_temporaries, store_lock, to_json)
+                    atomic_write_json, atomic_write_parquet, check_store_folders,
+                    claim_store_folder, remove_stale_temporaries, store_lock, store_path,
+                    to_json)
 from .windows import event_windows, fixed_windows
 from .workers import die_with_parent
 
@@ -144,7 +146,7 @@ def _load_record(root: Path, key: str) -> dict | None:
         return None
 
 
-def _check_store(root: Path, spec, std, dtype, chash, overwrite: bool) -> None:
+def _check_store(root: Path, spec, std, dtype, chash, overwrite: bool, keys) -> None:
     meta_path = root / "store.json"
     if meta_path.exists() and not overwrite:
         meta = json.loads(meta_path.read_text())
@@ -153,32 +155,34 @@ def _check_store(root: Path, spec, std, dtype, chash, overwrite: bool) -> None:
                              f"{meta.get('config_hash')} != {chash}); choose another store "
                              "folder or pass overwrite=true")
     if overwrite and root.exists():
-        _discard_store_contents(root)
+        _discard_store_contents(root, keys)
     atomic_write_json(meta_path, {
         "format": STORE_FORMAT, "brainfm_version": __version__, "config_hash": chash,
         "dataset": asdict(spec), "standardise": std.as_dict(), "dtype": dtype,
         "sfreq": std.sfreq})
 
 
-def _discard_store_contents(root: Path) -> None:
-    """overwrite=true: delete what this store's own files say brainfm wrote (records that
-    are brainfm records, their shards, the packs its manifest lists, the manifest files);
-    anything else in the folder is left alone. Called only on a claimed store, under its lock.
-    """
+def _discard_store_contents(root: Path, keys) -> None:
+    """overwrite=true: delete what this store's manifest lists (its recordings' records and
+    shards, its packs, the manifest files) and the records and shards of the recordings
+    about to be prepared (``keys``), nothing found by a name pattern: a file the user put
+    in the store stays. Called only on a claimed store, under its lock."""
     import pandas as pd
 
-    inside = root.resolve()
+    keys = set(keys)
+    if (root / "recordings.parquet").exists():
+        keys |= set(pd.read_parquet(root / "recordings.parquet", columns=["key"])["key"])
     doomed = [root / name for name in MANIFEST_FILES if name != "store.json"]
-    for path in (root / "records").glob("*.json"):
-        key = path.stem
+    for key in sorted(map(str, keys)):
         if (_load_record(root, key) or {}).get("key") == key:
-            doomed += [path, root / "shards" / f"{key}.npy"]
-    packs = {v[0] for v in read_pack_index(root).values() if v}
+            doomed += [store_path(root, f"records/{key}.json"),
+                       store_path(root, f"shards/{key}.npy")]
+    packs = {v[0] for v in read_pack_index(root).values() if v} | set(pending_packs(root))
     if (root / "windows.parquet").exists():
         packs |= set(pd.read_parquet(root / "windows.parquet", columns=["pack"])["pack"])
-    doomed += [root / str(name) for name in packs]
+    doomed += [store_path(root, str(name)) for name in sorted(packs)]
     for path in doomed:
-        if path.resolve().parent.is_relative_to(inside) and path.is_file():
+        if path.is_file():
             path.unlink()
 
 
@@ -243,9 +247,10 @@ def prepare(spec: DatasetSpec, std: StandardiseConfig, data_root: Path, store_di
     root.mkdir(parents=True, exist_ok=True)
     with store_lock(root):
         claim_store_folder(root)  # another writer may have made it meanwhile: still ours?
+        check_store_folders(root)
         remove_stale_temporaries(root)
         chash = config_hash(spec, std, dtype)
-        _check_store(root, spec, std, dtype, chash, overwrite)
+        _check_store(root, spec, std, dtype, chash, overwrite, [it.key for it in items])
         summary = PrepSummary(dataset=spec.name, store=str(root))
         todo, records = _todo(root, items, chash, summary)
         _prepare_all(todo, records, spec, std, root, dtype, chash, n_jobs, progress)
@@ -301,7 +306,7 @@ def _commit(root: Path, spec: DatasetSpec, ordered: list[dict], dtype: str) -> N
     packs = packed if index_is_current(root, packed, ok) else pack_records(root, ordered, dtype)
     write_pack_index(root, packs)
     write_manifest(root, spec, ordered, packs)
-    remove_unreferenced(root, packs)
+    remove_unreferenced(root, packs, previous=packed)
 
 
 def _summarise(summary: PrepSummary, ordered, todo, records, spec, t0) -> None:

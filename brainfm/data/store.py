@@ -35,7 +35,11 @@ STORE_FORMAT = "brainfm-store/3"  # 2: windows packed by shape; 3: max_abs colum
 LOCK_NAME = ".brainfm.lock"
 # what brainfm itself writes at the top of a store (all else there belongs to someone else)
 MANIFEST_FILES = ("store.json", "windows.parquet", "recordings.parquet", "summary.json",
-                  "packs.json")
+                  "packs.json", "packs.pending.json")
+#: The folders of a store; each must be a real folder of the store, not a link elsewhere.
+STORE_FOLDERS = ("records", "shards", "packs")
+#: The temporaries _tmp_path makes for brainfm's own files (".<name>.<random>.tmp").
+_TEMPORARY = re.compile(r"^\.[^/]+\.(json|npy|parquet)\.[A-Za-z0-9_]+\.tmp$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 
 
@@ -119,18 +123,47 @@ def _json_default(obj):
 
 
 def remove_stale_temporaries(root: Path) -> int:
-    """Delete the temporaries an interrupted run of brainfm left in the store ``root`` (its
-    own patterns, in its own folders only); returns how many. Call it under the lock."""
+    """Delete the temporaries an interrupted run of brainfm left in the store ``root``: its
+    own temporary names in its own folders, and the unfinished packs its pending list names
+    (packing.py); returns how many. Call it under the lock."""
     n = 0
-    for sub in ("", "records", "shards", "packs"):
+    check_store_folders(root)
+    for sub in ("", *STORE_FOLDERS):
         folder = root / sub
         if not folder.is_dir():
             continue
-        for tmp in [*folder.glob(".*.tmp"), *folder.glob("pack-*.npy.partial")]:
-            if tmp.is_file() and not tmp.is_symlink():
+        for tmp in folder.iterdir():
+            if _TEMPORARY.match(tmp.name) and tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink(missing_ok=True)
                 n += 1
+    from .packing import pending_packs
+
+    for name in pending_packs(root):
+        partial = store_path(root, f"{name}.partial")
+        if partial.is_file():
+            partial.unlink()
+            n += 1
     return n
+
+
+def store_path(root: Path, relative: str) -> Path:
+    """``root / relative``, refused when it resolves outside the store (a pack named
+    ``../x`` in a manifest, or a ``packs/`` folder linked to a folder another store shares,
+    where one store's clean-up would delete the other's packs)."""
+    path = Path(root) / str(relative)
+    inside = Path(root).resolve()
+    if not path.resolve().is_relative_to(inside) or ".." in Path(str(relative)).parts:
+        raise StoreError(f"{root}: {relative} resolves to {path.resolve()}, outside the store: "
+                         "a store's files must lie in the store's own folders (records/, "
+                         "shards/, packs/ are real folders, not links elsewhere) -> replace "
+                         "the link with a folder and prepare the store again")
+    return path
+
+
+def check_store_folders(root: Path) -> None:
+    """Refuse a store whose records/, shards/ or packs/ lead outside it (see store_path)."""
+    for sub in STORE_FOLDERS:
+        store_path(root, sub)
 
 
 # ---- what a store is ----------------------------------------------------------------------
@@ -274,7 +307,7 @@ class CorpusStore:
             self._shards, self._pid = {}, os.getpid()
         arr = self._shards.get(name)
         if arr is None:
-            arr = np.load(self.root / name, mmap_mode="r", allow_pickle=False)
+            arr = np.load(store_path(self.root, name), mmap_mode="r", allow_pickle=False)
             # a plain ndarray view of the map: slicing np.memmap runs Python code per call
             arr = arr.view(np.ndarray)
             self._shards[name] = arr

@@ -18,7 +18,11 @@ keys:
   out=DIR                  writes windows.parquet + windows.npy (one row per window: id,
                            recording, dataset, subject, session, run, start_s, end_s, label,
                            label_name, annotations, max_abs; row id = row of the array),
-                           recordings.parquet + recordings.npy (mean per recording), embed.json
+                           recordings.parquet + recordings.npy (mean per recording), embed.json;
+                           a new or empty folder, or an earlier brainfm-embed output (replaced
+                           whole); never a store, a run folder or the recordings
+  overwrite=false          true: write into a folder holding other files too (they are kept;
+                           only brainfm-embed's own files there are replaced)
   batch_size=64            windows per forward pass
   device=auto              auto (GPU when present), cpu, cuda, cuda:1, ...
   progress=true            progress bar (false: none)
@@ -32,9 +36,10 @@ example:
 """
 
 _TYPES = {"batch_size": int, "window_s": float}
-_BOOLS = ("progress", "allow_interpolation")
+_BOOLS = ("progress", "allow_interpolation", "overwrite")
 _KEYS = ("checkpoint", "input", "out", "batch_size", "device", "progress", "store_root",
-         "allow_interpolation", "window_s")
+         "allow_interpolation", "window_s", "overwrite")
+_REQUIRED = ("checkpoint", "input", "out")
 
 
 def parse(argv) -> dict:
@@ -49,12 +54,14 @@ def parse(argv) -> dict:
             args[key] = value.lower() in ("true", "1", "yes")
         elif value in ("", "null", "None") and key in _TYPES:
             args[key] = None
+        elif not value.strip() and key in _REQUIRED:
+            raise ValueError(f"{key}= is empty: {key} needs a value (see brainfm-embed --help)")
         else:
             try:
                 args[key] = _TYPES.get(key, str)(value)
             except ValueError:
                 raise ValueError(f"{key}={value!r}: not a {_TYPES[key].__name__}") from None
-    missing = [k for k in ("checkpoint", "input", "out") if k not in args]
+    missing = [k for k in _REQUIRED if k not in args]
     if missing:
         raise ValueError(f"missing {', '.join(k + '=' for k in missing)}")
     return args

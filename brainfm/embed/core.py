@@ -21,6 +21,10 @@ from ..errors import BrainfmError
 #: File endings of recordings brainfm reads (a folder input embeds every such file in it).
 RECORDING_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt",
                       ".eeg", ".lay", ".mff", ".csv", ".mat", ".ds", ".con", ".sqd")
+COMMAND = "brainfm-embed"
+#: What brainfm-embed writes into its output folder (besides its marker).
+OUTPUT_FILES = ("windows.parquet", "windows.npy", "recordings.parquet", "recordings.npy",
+                "embed.json")
 #: Standardisation keys that must agree between a store and a checkpoint (the mains notch
 #: is a property of where a dataset was recorded and may differ).
 _MUST_AGREE = ("sfreq", "l_freq", "h_freq", "filter_order", "scale", "reference")
@@ -63,6 +67,10 @@ def resolve_input(source, store_root=None) -> tuple[str, object]:
     """("store", Path) | ("files", [Path, ...]) for a file, folder, store or dataset name."""
     from ..data.store import is_store
 
+    if source is None or not str(source).strip():
+        raise BrainfmError("input= is empty: name a recording file, a folder of recordings, a "
+                           "store folder or a prepared dataset (an empty path would embed "
+                           "everything under the working folder)")
     path = Path(str(source)).expanduser()
     if path.is_dir() and is_store(path):
         return "store", path
@@ -207,17 +215,22 @@ def _file_rows(files, model, batch_size, progress, failures, allow_interpolation
 
 def embed_dataset(checkpoint, input, out=None, batch_size: int = 64, device: str = "auto",
                   progress: bool = True, store_root=None, allow_interpolation: bool = False,
-                  window_s: float | None = None) -> EmbeddingResult:
+                  window_s: float | None = None, overwrite: bool = False) -> EmbeddingResult:
     """Per-window and per-recording embeddings of ``input`` (a recording file, a folder of
     them, a store folder, or a dataset name with a prepared store under ``store_root``)
     from ``checkpoint`` (a path brainfm.from_pretrained loads, or a loaded model); written
-    to ``out`` when given (see :func:`write_result`)."""
+    to ``out`` when given (see :func:`write_result`; the folder is checked before any
+    work)."""
     import pandas as pd
 
     from ..checkpoint import from_pretrained
     from ..data.store import CorpusStore
+    from ..outputs import claim_output_folder
 
     t0 = time.time()
+    if out is not None:
+        claim_output_folder(out, COMMAND, overwrite, legacy=embed_output_files)
+    resolve_input(input, store_root)  # a wrong input is named before the model loads
     model = checkpoint if hasattr(checkpoint, "embed") else from_pretrained(checkpoint)
     dev = pick_device(device)
     model = model.to(dev).eval()
@@ -252,26 +265,43 @@ def embed_dataset(checkpoint, input, out=None, batch_size: int = 64, device: str
             "seconds": round(time.time() - t0, 2)}
     result = EmbeddingResult(table, windows, recs, rec_emb, failures, info)
     if out is not None:
-        write_result(result, out)
+        write_result(result, out, overwrite)
     return result
 
 
-def write_result(result: EmbeddingResult, out) -> Path:
+def embed_output_files(folder) -> set[str] | None:
+    """The files of an output brainfm-embed wrote before it left a marker (recognised by
+    its embed.json), else None."""
+    try:
+        info = json.loads((Path(folder) / "embed.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(info, dict) and "input_kind" in info and "n_windows" in info):
+        return None
+    return {name for name in OUTPUT_FILES if (Path(folder) / name).is_file()}
+
+
+def write_result(result: EmbeddingResult, out, overwrite: bool = False) -> Path:
     """``out/``: windows.parquet + windows.npy (row ``id`` of the table = row of the array),
-    recordings.parquet + recordings.npy, embed.json (what was embedded, failures)."""
+    recordings.parquet + recordings.npy, embed.json (what was embedded, failures).
+
+    ``out`` must be new, empty or an earlier brainfm-embed output (``overwrite``: one
+    holding other files too, which are kept); the five files are replaced together, never
+    one by one (:mod:`brainfm.outputs`)."""
     from .._version import __version__
     from ..data.store import atomic_save_array, atomic_write_json, atomic_write_parquet
+    from ..outputs import output_folder
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(out / "windows.parquet", result.table)
-    atomic_save_array(out / "windows.npy", result.windows)
-    atomic_write_parquet(out / "recordings.parquet", result.recordings)
-    atomic_save_array(out / "recordings.npy", result.recording_embeddings)
-    atomic_write_json(out / "embed.json", {**result.info, "failures": result.failures,
-                                           "brainfm_version": __version__})
-    return out
+    with output_folder(out, COMMAND, overwrite, legacy=embed_output_files) as tmp:
+        atomic_write_parquet(tmp / "windows.parquet", result.table)
+        atomic_save_array(tmp / "windows.npy", result.windows)
+        atomic_write_parquet(tmp / "recordings.parquet", result.recordings)
+        atomic_save_array(tmp / "recordings.npy", result.recording_embeddings)
+        atomic_write_json(tmp / "embed.json", {**result.info, "failures": result.failures,
+                                               "brainfm_version": __version__})
+    return Path(out)
 
 
-__all__ = ["EmbeddingResult", "RECORDING_SUFFIXES", "check_store_contract", "embed_dataset",
-           "pick_device", "resolve_input", "write_result"]
+__all__ = ["EmbeddingResult", "OUTPUT_FILES", "RECORDING_SUFFIXES", "check_store_contract",
+           "embed_dataset", "embed_output_files", "pick_device", "resolve_input",
+           "write_result"]

@@ -9,6 +9,7 @@ encoding is by position in a fixed montage, the channel set in order.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from .._version import __version__
 from ..data.standardise import PHYSICAL_UNIT, StandardiseConfig
@@ -98,7 +99,42 @@ def build_config(family: str, arch: dict, extra: dict, sha256: str,
     }
     if extra.get("source_format"):
         config["source_format"] = extra["source_format"]
+    return seal(config)
+
+
+#: The parts of config.json a model is built, fed and read out by, and judged on (the
+#: benchmark's pretraining gate reads training.heldout): a hand edit of any of them changes
+#: what the weights compute or how they are judged, so each is hashed when it is written.
+SEALED = ("family", "architecture", "contract", "weights", "readout", "training")
+
+
+def section_hashes(config: dict) -> dict[str, str]:
+    """sha256 of each sealed part of ``config`` (as JSON, keys sorted)."""
+    return {key: hashlib.sha256(json.dumps(config.get(key), sort_keys=True, default=str)
+                                .encode()).hexdigest() for key in SEALED}
+
+
+def seal(config: dict) -> dict:
+    """``config`` as it reads back from JSON, with ``integrity``: the hash of each sealed
+    part (the weights' sha256 is in ``weights``, so the seal covers the weights too)."""
+    config = json.loads(json.dumps(config, default=str))
+    config["integrity"] = {"sha256": section_hashes(config),
+                           "covers": ", ".join(SEALED) + " (weights with their sha256); a "
+                                     "hand edit of any of them is refused"}
     return config
+
+
+def edited_sections(config: dict) -> list[str] | None:
+    """The sealed parts of ``config`` changed since it was written; None when it carries no
+    seal (written before brainfm sealed folders)."""
+    seal_ = config.get("integrity")
+    if seal_ is None:
+        return None
+    recorded = seal_.get("sha256") if isinstance(seal_, dict) else None
+    if not isinstance(recorded, dict):
+        return ["integrity"]
+    found = section_hashes(config)
+    return [key for key in SEALED if recorded.get(key) != found[key]]
 
 
 def extra_from_config(config: dict) -> dict:
@@ -122,5 +158,6 @@ def extra_from_config(config: dict) -> dict:
     return extra
 
 
-__all__ = ["ENCODINGS", "build_config", "build_contract", "channel_encoding",
-           "extra_from_config", "recording_ids_hash", "units_of"]
+__all__ = ["ENCODINGS", "SEALED", "build_config", "build_contract", "channel_encoding",
+           "edited_sections", "extra_from_config", "recording_ids_hash", "seal",
+           "section_hashes", "units_of"]

@@ -39,18 +39,23 @@ def resolve_source(source: Path) -> Path:
     return source
 
 
-def export(source, out, fmt: str = "brainfm", allow_nonfinite: bool = False) -> Path:
-    """Write ``source`` (see :func:`resolve_source`) to ``out``; returns what was written."""
+def export(source, out, fmt: str = "brainfm", allow_nonfinite: bool = False,
+           overwrite: bool = False) -> Path:
+    """Write ``source`` (see :func:`resolve_source`) to ``out``; returns what was written.
+    A checkpoint folder ``out`` is checked before anything is read (see
+    :func:`brainfm.hub.folder.save_pretrained` for where it may be written)."""
     from ..checkpoint import from_pretrained
+    from ..outputs import claim_output_folder
+    from .folder import checkpoint_folder_files, save_pretrained
 
+    if fmt != "cbramod":
+        claim_output_folder(out, "brainfm-export", overwrite, legacy=checkpoint_folder_files)
     model = from_pretrained(resolve_source(Path(source)), allow_nonfinite=allow_nonfinite)
     if fmt == "cbramod":
         from .cbramod import save_cbramod
 
         return save_cbramod(model, out)
-    from .folder import save_pretrained
-
-    return save_pretrained(model, out)
+    return save_pretrained(model, out, overwrite=overwrite)
 
 
 def summary(path: Path, fmt: str) -> str:
@@ -87,9 +92,14 @@ def main(argv=None) -> int:
                         "CBraMod state dict")
     parser.add_argument("--allow-nonfinite", action="store_true",
                         help="export weights holding NaN/Inf (refused by default)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a folder holding other files too (they are kept; "
+                        "only the checkpoint's own files there are replaced). Without it OUT "
+                        "must be new, empty or an earlier checkpoint folder")
     args = parser.parse_args(argv)
     try:
-        path = export(args.source, args.out, args.format, args.allow_nonfinite)
+        path = export(args.source, args.out, args.format, args.allow_nonfinite,
+                      args.overwrite)
     except (BrainfmError, FileNotFoundError, ValueError) as err:
         print(f"brainfm-export: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,9 @@ weights build, the data contract the model was trained on (what :meth:`prepare` 
 a new recording), the pretraining corpus, objective, steps and held-out figures, and the
 sha256 of ``model.safetensors``. Weights are read with safetensors (no pickle, no code), and
 the hash is checked before anything is built: a tampered or truncated file is refused, named.
+config.json is sealed too (``integrity``: the sha256 of its family, architecture, contract,
+weights, read-out and training entries), so a hand edit that keeps the shapes (more heads,
+another sampling rate) is refused, naming the part edited; ``weights.file`` must name a file in the folder itself.
 brainfm uses no network: the folder can be uploaded as is, and downloaded ones load as is.
 """
 from __future__ import annotations
@@ -50,48 +53,66 @@ def checkpoint_folder_of(path) -> Path | None:
 
 
 # ---- writing ------------------------------------------------------------------------------
-def save_pretrained(model, folder, card: bool = True, **metadata) -> Path:
+def checkpoint_folder_files(folder) -> set[str] | None:
+    """The files of the checkpoint folder brainfm wrote at ``folder`` (recognised by its
+    config.json's format; such a folder carries no other marker), else None."""
+    config = Path(folder) / CONFIG
+    try:
+        found = json.loads(config.read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if found != CHECKPOINT_FORMAT:
+        return None
+    return {name for name in (WEIGHTS, CONFIG, CARD) if (Path(folder) / name).is_file()}
+
+
+def save_pretrained(model, folder, card: bool = True, overwrite: bool = False,
+                    **metadata) -> Path:
     """Write ``model`` as a checkpoint folder (model.safetensors, config.json, README.md).
 
     ``metadata`` is what a pretraining run knows (keys of a model file's ``extra``:
     ``datasets``, ``standardise``, ``standardise_per_dataset``, ``sfreq``, ``recording_ids``,
     ``channels``, ``window_s``, ``sensor_types``, ``hours``, ``training``, ...); missing keys
     fall back to what the model was loaded with (``model.extra``), so a loaded checkpoint
-    saves back with its contract. Returns the folder.
+    saves back with its contract. The folder must be new, empty or an earlier checkpoint
+    folder (``overwrite``: one holding other files too, which are kept; see
+    :mod:`brainfm.outputs`); it is replaced whole, so a kill leaves the old or the new
+    checkpoint. Returns the folder.
     """
     from safetensors.torch import save
 
+    from ..outputs import output_folder
     from .config import build_config
 
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: save the module
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise CheckpointError(f"{folder}: exists and is a file -> choose a folder name")
-    foreign = [p.name for p in folder.iterdir()] if folder.is_dir() else []
-    foreign = [n for n in foreign if n not in (WEIGHTS, CONFIG, CARD) and not n.startswith(".")]
-    if foreign:
-        raise CheckpointError(f"{folder}: holds other files ({', '.join(sorted(foreign)[:5])}); "
-                              "a checkpoint folder holds only model.safetensors, config.json "
-                              "and README.md -> choose a new or empty folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    extra = {**dict(getattr(model, "extra", None) or {}), **metadata}
-    family, arch = family_and_config_of(model)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = save(state, metadata={"format": "pt", "brainfm_family": family})
-    config = build_config(family, arch, extra, sha256=hashlib.sha256(payload).hexdigest(),
-                          n_parameters=sum(v.numel() for v in state.values()))
-    atomic_write_bytes(folder / WEIGHTS, payload)
-    atomic_write_bytes(folder / CONFIG, (json.dumps(config, indent=1, default=str)
+    with output_folder(folder, "brainfm-export", overwrite, legacy=checkpoint_folder_files,
+                       marked=False) as tmp:  # its config.json marks it
+        extra = {**dict(getattr(model, "extra", None) or {}), **metadata}
+        family, arch = family_and_config_of(model)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        payload = save(state, metadata={"format": "pt", "brainfm_family": family})
+        config = build_config(family, arch, extra, sha256=hashlib.sha256(payload).hexdigest(),
+                              n_parameters=sum(v.numel() for v in state.values()))
+        atomic_write_bytes(tmp / WEIGHTS, payload)
+        atomic_write_bytes(tmp / CONFIG, (json.dumps(config, indent=1, default=str)
                                           + "\n").encode())
-    if card:
-        from .card import model_card
+        if card:
+            from .card import model_card
 
-        atomic_write_bytes(folder / CARD, model_card(config).encode())
+            atomic_write_bytes(tmp / CARD, model_card(config).encode())
     return folder
 
 
 # ---- reading ------------------------------------------------------------------------------
 def read_config(folder) -> dict:
+    """config.json of a checkpoint folder, its fields checked (each malformed one named)
+    and its seal verified: an architecture, contract or weights entry edited by hand since
+    the folder was written is refused."""
+    import warnings
+
+    from .config import edited_sections
+
     folder = Path(folder)
     path = folder / CONFIG
     if not path.is_file():
@@ -107,7 +128,77 @@ def read_config(folder) -> dict:
         raise CheckpointError(f"{path}: format {found!r}, this brainfm reads "
                               f"{CHECKPOINT_FORMAT!r} -> re-export it with this brainfm's "
                               "brainfm-export")
+    _check_fields(path, config)
+    edited = edited_sections(config)
+    if edited:
+        raise CheckpointError(f"{path}: {', '.join(edited)} changed since the folder was "
+                              "written (their sha256 in integrity no longer matches): a "
+                              "hand edit makes the weights compute something else -> use the "
+                              "original config.json, or load the model, change it in code "
+                              "and save_pretrained it to a new folder")
+    if edited is None:
+        warnings.warn(f"{path}: no integrity seal (written by an older brainfm): the "
+                      "architecture and data contract are unverified -> save it again with "
+                      "this brainfm (brainfm-export FOLDER NEW_FOLDER)", RuntimeWarning,
+                      stacklevel=3)
     return config
+
+
+#: Fields of config.json a model is built from, and the type each must have.
+_FIELDS = {"family": str, "architecture": dict, "contract": dict, "weights": dict}
+_WEIGHT_FIELDS = {"file": str, "sha256": str, "n_parameters": int}
+#: Fields of the data contract that prepare/embed read, and their types (None allowed).
+_CONTRACT_FIELDS = {"sfreq": (int, float), "window_s": (int, float), "patch_len": int,
+                    "standardise": dict, "standardise_per_dataset": dict,
+                    "channels": list, "sensor_types": list, "channel_encoding": str}
+
+
+def _wrong_types(table: dict, fields: dict, prefix: str, optional: bool) -> list[str]:
+    """'<prefix><key> is <type>, not <type>' for each field of ``table`` of another type."""
+    wrong = []
+    for key, kind in fields.items():
+        value = table.get(key)
+        if value is None and optional:
+            continue
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            wrong.append(f"{prefix}{key} is {type(value).__name__}, not "
+                         f"{' or '.join(k.__name__ for k in kinds)}")
+    return wrong
+
+
+def _check_fields(path: Path, config: dict) -> None:
+    wrong = _wrong_types(config, _FIELDS, "", optional=False)
+    weights = config.get("weights") if isinstance(config.get("weights"), dict) else None
+    contract = config.get("contract") if isinstance(config.get("contract"), dict) else None
+    if weights is not None:
+        wrong += _wrong_types(weights, _WEIGHT_FIELDS, "weights.", optional=False)
+    if contract is not None:
+        wrong += _wrong_types(contract, _CONTRACT_FIELDS, "contract.", optional=True)
+    file = (weights or {}).get("file")
+    if isinstance(file, str) and (Path(file).name != file or file in ("", ".", "..")):
+        wrong.append(f"weights.file={file!r} is not a file name inside the folder")
+    if wrong:
+        raise CheckpointError(f"{path}: malformed ({'; '.join(wrong)}) -> use the original "
+                              "config.json, or re-export the checkpoint")
+
+
+def _header_problem(header) -> str | None:
+    """What is wrong with a safetensors header (a dict of tensor entries), else None."""
+    if not isinstance(header, dict):
+        return f"the header is a {type(header).__name__}, not a table of tensors"
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+                and isinstance(entry.get("shape"), list)
+                and all(isinstance(n, int) and n >= 0 for n in entry["shape"])
+                and isinstance(entry.get("data_offsets"), list)
+                and len(entry["data_offsets"]) == 2
+                and all(isinstance(n, int) and n >= 0 for n in entry["data_offsets"])):
+            return (f"tensor entry {name!r} is {json.dumps(entry)[:80]}, not "
+                    "{dtype, shape, data_offsets}")
+    return None
 
 
 def _check_complete(path: Path, data: bytes) -> None:
@@ -127,16 +218,34 @@ def _check_complete(path: Path, data: bytes) -> None:
     except ValueError as err:
         raise CheckpointError(f"{path}: its header is damaged ({err}) -> copy or "
                               "download the checkpoint again") from err
-    end = max((int(v["data_offsets"][1]) for k, v in header.items()
-               if k != "__metadata__"), default=0)
+    problem = _header_problem(header)
+    if problem:
+        raise CheckpointError(f"{path}: not a safetensors file brainfm wrote ({problem}) -> "
+                              "copy or download the checkpoint again")
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+              default=0)
     if size < 8 + n + end:
         raise CheckpointError(f"{path}: the file is truncated ({size} of {8 + n + end} "
                               "bytes) -> copy or download the checkpoint again")
 
 
+def _weights_path(folder: Path, config: dict) -> Path:
+    """The weights file config.json names, which must lie in the folder itself."""
+    weights = folder / config["weights"]["file"]
+    if weights.resolve().parent != folder.resolve():
+        raise CheckpointError(f"{folder / CONFIG}: weights.file={config['weights']['file']!r} "
+                              f"resolves to {weights.resolve()}, outside the folder -> a "
+                              "checkpoint folder loads only its own weights")
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing; the checkpoint folder {folder} is "
+                              "incomplete -> copy or download it again")
+    return weights
+
+
 def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
     """(family, architecture config, state dict, config.json) of a checkpoint folder, after
-    checking that model.safetensors is whole and is the file config.json describes.
+    checking config.json (:func:`read_config`) and that model.safetensors is whole and is
+    the file config.json describes.
 
     The file is read once: the bytes that are hashed are the bytes that are loaded (a file
     replaced between the check and the load cannot slip in)."""
@@ -144,14 +253,8 @@ def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
 
     folder = Path(folder)
     config = read_config(folder)
-    weights = folder / config.get("weights", {}).get("file", WEIGHTS)
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: missing; the checkpoint folder {folder} is "
-                              "incomplete -> copy or download it again")
-    expected = config.get("weights", {}).get("sha256")
-    if not expected:
-        raise CheckpointError(f"{folder / CONFIG}: no weights.sha256; brainfm loads only "
-                              "weights it can verify -> re-export the checkpoint")
+    weights = _weights_path(folder, config)
+    expected = config["weights"]["sha256"]
     data = weights.read_bytes()
     _check_complete(weights, data)
     found = hashlib.sha256(data).hexdigest()
@@ -165,10 +268,15 @@ def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
         raise CheckpointError(f"{weights}: not a readable safetensors file "
                               f"({type(err).__name__}: {err})") from err
     del data
+    held = sum(v.numel() for v in state.values())
+    if held != config["weights"]["n_parameters"]:
+        raise CheckpointError(f"{weights}: holds {held} parameters, {CONFIG} says "
+                              f"{config['weights']['n_parameters']} -> use the original folder")
     if str(map_location) != "cpu":
         state = {k: v.to(map_location) for k, v in state.items()}
     return config["family"], dict(config["architecture"]), state, config
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CARD", "CONFIG", "WEIGHTS", "checkpoint_folder_of",
+__all__ = ["CHECKPOINT_FORMAT", "CARD", "CONFIG", "WEIGHTS", "checkpoint_folder_files",
+           "checkpoint_folder_of",
            "is_checkpoint_folder", "read_config", "read_folder", "save_pretrained", "sha256_of"]

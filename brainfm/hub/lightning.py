@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 
-#: Hyperparameters only the diffusion task has.
-_DIFFUSION_KEYS = ("prediction_type", "ema_decay")
+#: Hyperparameters only the diffusion task has (not ema_decay: the masked-patch task's
+#: latent target keeps an EMA teacher too).
+_DIFFUSION_KEYS = ("prediction_type",)
 
 
 def run_folder_of(path: Path) -> Path:

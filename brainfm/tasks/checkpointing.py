@@ -1,5 +1,5 @@
-"""Nothing lost: run checkpoints every N steps and on a stop signal, and a metrics file that
-a resumed run continues instead of replacing.
+"""Nothing lost: run checkpoints every N steps, every M minutes and on a stop signal, and a
+metrics file that a resumed run continues instead of replacing.
 
 ``last.ckpt`` is rewritten atomically (a temporary file renamed over it), so a kill -9 at any
 instant leaves either the previous checkpoint or the new one. SIGTERM, SIGINT (Ctrl-C) and
@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -35,22 +36,28 @@ class RunStopped(SystemExit):
 
 
 class RunCheckpoint(L.Callback):
-    """``<dirpath>/last.ckpt`` every ``every_n_steps`` optimiser steps, at the end of training,
-    and when a stop signal arrives (then the run stops; :attr:`stopped_by` names the signal).
+    """``<dirpath>/last.ckpt`` every ``every_n_steps`` optimiser steps, every
+    ``every_minutes`` minutes of training (on a slow machine N steps can be hours a kill -9
+    would lose), at the end of training, and when a stop signal arrives (then the run stops;
+    :attr:`stopped_by` names the signal).
     With ``keep_every_n_steps``, a copy ``step-NNNNNNN.ckpt`` is also kept every that many
     steps, so a run can be scored against training step afterwards.
 
     Put it first among the callbacks, so that nothing logs for a batch that will not run.
     """
 
-    def __init__(self, dirpath, every_n_steps: int = 200, keep_every_n_steps: int | None = None):
+    def __init__(self, dirpath, every_n_steps: int = 200, keep_every_n_steps: int | None = None,
+                 every_minutes: float | None = 10.0):
         for key, value in (("checkpoint_every_n_steps", every_n_steps),
-                           ("checkpoint_keep_every_n_steps", keep_every_n_steps)):
-            if value is not None and int(value) < 0:
-                raise BrainfmError(f"{key}={value}; use a positive number of steps, or 0 "
-                                   "(null) for none")
+                           ("checkpoint_keep_every_n_steps", keep_every_n_steps),
+                           ("checkpoint_every_minutes", every_minutes)):
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise BrainfmError(f"{key}={value!r}; use a positive number, or 0 (null) for "
+                                   "none")
         self.dirpath = Path(dirpath)
         self.every_n_steps = int(every_n_steps or 0)
+        self.every_s = float(every_minutes or 0) * 60
+        self._saved_at = time.monotonic()
         self.keep_every_n_steps = int(keep_every_n_steps or 0)
         self.stopped_by: int | None = None
         self._pending: int | None = None
@@ -69,6 +76,7 @@ class RunCheckpoint(L.Callback):
         self._pending = signum
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self._saved_at = time.monotonic()
         for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
@@ -90,6 +98,7 @@ class RunCheckpoint(L.Callback):
             os.replace(tmp, final)
         trainer.strategy.barrier("brainfm.RunCheckpoint")
         self._saved_step = trainer.global_step
+        self._saved_at = time.monotonic()
         self._flush_next = True
         return final
 
@@ -104,7 +113,11 @@ class RunCheckpoint(L.Callback):
                       f"at step {step} written to {path}; resume with resume={path}",
                       file=sys.stderr, flush=True)
             return
-        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_step:
+        due = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        if self.every_s:  # clocks differ between ranks: any rank's deadline counts for all
+            late = time.monotonic() - self._saved_at >= self.every_s
+            due = trainer.strategy.reduce_boolean_decision(late, all=False) or due
+        if due and step != self._saved_step:
             self.save(trainer)
         if self.keep_every_n_steps and step % self.keep_every_n_steps == 0:
             self.keep(trainer)

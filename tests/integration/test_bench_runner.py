@@ -57,7 +57,8 @@ def test_checkpoint_pretrained_on_the_test_data_is_refused(prepared_stores, tmp_
     with pytest.raises(LeakageError, match="pretrained on .*eegmat.*transductive"):
         run_benchmark(experiment, store_root, tmp_path / "out", progress=False)
     experiment["allow_pretraining_overlap"] = True     # the documented way to accept it
-    experiment["pipelines"]["ft"]["kind"] = "probe"
+    experiment["pipelines"]["ft"] = {"kind": "probe",          # a probe takes no epochs
+                                      "backbone": {"checkpoint": str(path)}}
     assert run_benchmark(experiment, store_root, tmp_path / "out", progress=False)["computed"]
 
 

@@ -32,12 +32,15 @@ def test_pretrain_problems_are_all_reported_before_any_work(tmp_path):
     out = run_tool("brainfm-pretrain", "experiment=pretrain_quick",
                    f"store_root={tmp_path}/stores", f"hydra.run.dir={tmp_path}/run",
                    "data.datasets=[eegmat_sampel,../up]", "logger=csvv",
-                   f"resume={tmp_path}/gone.ckpt")
+                   f"resume={tmp_path}/gone.ckpt", "checkpoint_every_minutes=-5",
+                   "progress_every_s=0")
     assert out.returncode != 0
     err = out.stderr
-    assert "4 problem(s)" in err, err[-3000:]
+    assert "6 problem(s)" in err, err[-3000:]
     assert "unknown dataset 'eegmat_sampel'" in err and "'../up' cannot name a store" in err
     assert "logger='csvv'" in err and f"resume={tmp_path}/gone.ckpt: no such checkpoint" in err
+    assert "checkpoint_every_minutes=-5; use a number >= 0" in err
+    assert "progress_every_s=0; use a number > 0" in err
     assert not (tmp_path / "stores").exists()
 
 

@@ -4,6 +4,8 @@ holds the same rows as a run that was never interrupted."""
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,16 +42,16 @@ def _ckpt_step(path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
 
 
-def _start_and_wait_for_checkpoint(run_dir, store_root):
-    """Start a run; return it once a periodic checkpoint past step 10 is on disk."""
-    proc = subprocess.Popen(_cmd(run_dir, store_root), stdout=subprocess.PIPE,
+def _start_and_wait_for_checkpoint(run_dir, store_root, *extra, min_step=10):
+    """Start a run; return it once a periodic checkpoint past ``min_step`` is on disk."""
+    proc = subprocess.Popen(_cmd(run_dir, store_root, *extra), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if last.exists():
             try:
-                if _ckpt_step(last) >= 10:
+                if _ckpt_step(last) >= min_step:
                     return proc, last
             except Exception:  # being replaced right now
                 pass
@@ -111,3 +113,88 @@ def test_resume_from_a_missing_checkpoint_is_explained(tmp_path, straight):
                           capture_output=True, text=True, timeout=300, env=_env())
     assert done.returncode != 0
     assert str(missing) in done.stderr and "no such checkpoint" in done.stderr
+
+
+def _files(run) -> dict:
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and ".hydra" not in p.parts and not p.name.endswith(".log")}
+
+
+def test_pretraining_again_into_a_finished_run_is_refused(tmp_path, straight):
+    store_root, straight_run, _ = straight
+    before = _files(straight_run)
+    done = subprocess.run(_cmd(straight_run, store_root), capture_output=True, text=True,
+                          timeout=300, env=_env())
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"{straight_run} holds a finished pretraining run (model.pt, result.json" \
+        in done.stderr
+    assert "resume=" in done.stderr and "overwrite=true" in done.stderr
+    assert _files(straight_run) == before  # the trained run is untouched
+    # overwrite=true starts over, deleting the run's outputs only
+    again = tmp_path / "again"
+    shutil.copytree(straight_run, again)
+    (again / "notes.md").write_text("my notes on this run")
+    result = _run(again, store_root, "overwrite=true", "trainer.max_epochs=1")
+    assert result["global_step"] < json.loads((straight_run / "result.json").read_text()
+                                              )["global_step"]
+    assert (again / "notes.md").read_text() == "my notes on this run"
+    assert _ckpt_step(again / "checkpoints" / "last.ckpt") == result["global_step"]
+
+
+def test_resume_with_another_model_config_is_refused_naming_both(tmp_path, straight):
+    store_root, straight_run, _ = straight
+    last = straight_run / "checkpoints" / "last.ckpt"
+    done = subprocess.run(_cmd(tmp_path / "run", store_root, f"resume={last}",
+                               "model.n_heads=8"),
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "trained with another model configuration (n_heads: checkpoint 4, now 8)" \
+        in done.stderr, done.stderr[-2000:]
+    assert "checkpoint model {" in done.stderr and "this run's model {" in done.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any work
+
+
+def test_resume_from_a_damaged_checkpoint_is_refused(tmp_path, straight):
+    from ..helpers import damage_archive
+
+    damaged = tmp_path / "last.ckpt"
+    shutil.copyfile(straight[1] / "checkpoints" / "last.ckpt", damaged)
+    damage_archive(damaged)
+    done = subprocess.run(_cmd(tmp_path / "run", straight[0], f"resume={damaged}"),
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"{damaged}: damaged: its archive member" in done.stderr, done.stderr[-2000:]
+
+
+def test_checkpoints_on_a_time_interval_and_progress_lines(tmp_path, straight):
+    """No step interval at all: the checkpoint during the run comes from the minutes
+    interval; without a progress bar, progress lines say the step and the time left."""
+    store_root = straight[0]
+    proc, last = _start_and_wait_for_checkpoint(
+        tmp_path / "run", store_root, "checkpoint_every_n_steps=0",
+        "checkpoint_every_minutes=0.005", "progress_every_s=0.2", min_step=2)
+    assert proc.poll() is None  # written while the run was going, not at its end
+    proc.kill()
+    _, err = proc.communicate(timeout=60)
+    assert re.search(r"brainfm-pretrain: step \d+/\d+ \(\d+%\), .*s/step, about .* left",
+                     err), err[-2000:]
+
+
+def test_bench_pretrained_block_shows_progress_and_starts_over_a_finished_run(
+        tmp_path, straight, capfd):
+    """The benchmark's ``pretrained`` block: progress lines instead of silence; its own run
+    folder, finished but its model file not copied out, is started over, not refused."""
+    from brainfm.bench.pretrained import ensure_pretrained
+
+    store_root = straight[0]
+    spec = {"experiment": "pretrain_quick", "datasets": ["eegmat_sample"],
+            "leave_dataset_out": False, "path": str(tmp_path / "without_{dataset}.pt"),
+            "overrides": ["trainer.max_epochs=-1", "trainer.max_steps=12",
+                          "trainer.enable_progress_bar=false", "progress_every_s=0.2"]}
+    path = Path(ensure_pretrained(spec, ["x"], store_root)["x"])
+    err = capfd.readouterr().err
+    assert path.is_file() and "brainfm-pretrain: step 12/12 (100%)" in err
+    assert re.search(r"step \d+/12 \(\d+%\), .*about .* left", err), err[-2000:]
+    path.unlink()
+    ensure_pretrained(spec, ["x"], store_root)
+    assert "overwrite=true" in capfd.readouterr().out and path.is_file()

@@ -1,6 +1,7 @@
 """A corpus store is a folder brainfm made: overwrite and clean-up touch only brainfm's own
 files inside it, names cannot climb out of the store root, stores never land inside the
 recordings, files get the user's umask, and a misconfigured dataset fails before work."""
+import json
 import os
 import shutil
 import stat
@@ -131,3 +132,51 @@ def test_event_labels_on_fixed_windows_is_a_config_error(tmp_path):
     spec, std = load_configs("eegmat_sample", ["dataset.labels.source=events"])
     with pytest.raises(ConfigError, match="every window unlabelled"):
         prepare(spec, std, SAMPLE.parent, tmp_path / "s", progress=False, n_jobs=1)
+
+
+def test_overwrite_deletes_what_the_manifest_lists_not_what_a_pattern_matches(tmp_path,
+                                                                               sample):
+    """Files a user added under brainfm's own names and patterns: a record and a shard of a
+    recording the store never had, a pack no index lists, a dot-file ending in .tmp."""
+    store = tmp_path / "eegmat_sample"
+    _prep(*sample, store, limit=2)
+    real_record = json.loads(next((store / "records").glob("*.json")).read_text())
+    victims = {"records/victim.json": json.dumps({**real_record, "key": "victim"}),
+               "shards/victim.npy": "user array", "packs/pack-user.npy": "user pack",
+               ".mine.tmp": "user temp", "records/.mine.tmp": "user temp"}
+    for rel, text in victims.items():
+        (store / rel).parent.mkdir(exist_ok=True)
+        (store / rel).write_text(text)
+    user = {rel: (store / rel).read_bytes() for rel in victims}
+    summary = _prep(*sample, store, overwrite=True, limit=3)
+    assert summary.done == 3 and summary.skipped == 0
+    assert len(CorpusStore(store).recordings) == 3
+    assert {rel: (store / rel).read_bytes() for rel in victims} == user
+    _prep(*sample, store, limit=3)  # a plain re-run (packs kept) leaves them too
+    assert {rel: (store / rel).read_bytes() for rel in victims} == user
+
+
+def test_two_stores_whose_packs_link_to_one_folder_cannot_delete_each_other(tmp_path,
+                                                                            sample):
+    """Both stores' packs moved into one folder and each packs/ linked to it: re-preparing
+    either (which repacks and cleans up) would delete the other's pack; it is refused, and
+    so is reading a pack outside its store."""
+    shared = tmp_path / "shared_packs"
+    shared.mkdir()
+    stores = [tmp_path / side / "eegmat_sample" for side in ("a", "b")]
+    for store in stores:
+        _prep(*sample, store, limit=2)
+        for pack in (store / "packs").iterdir():
+            shutil.move(str(pack), str(shared / pack.name))
+        (store / "packs").rmdir()
+        (store / "packs").symlink_to(shared, target_is_directory=True)
+    before = _tree(shared)
+    assert len(before) == 2
+    for store in stores:
+        for kw in ({"limit": 3}, {"limit": 2, "overwrite": True}):
+            with pytest.raises(StoreError, match=f"{store}: packs resolves to {shared}, "
+                                                 "outside the store"):
+                _prep(*sample, store, **kw)
+        with pytest.raises(StoreError, match="outside the store"):
+            CorpusStore(store).window(0)
+    assert _tree(shared) == before

@@ -192,8 +192,11 @@ def test_lone_safetensors_without_config_is_refused(folder, tmp_path):
 
 
 def test_folder_with_other_files_is_not_overwritten(tmp_path):
+    from brainfm.outputs import OutputFolderError
+
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(CheckpointError, match="holds other files .*notes.txt"):
+    with pytest.raises(OutputFolderError, match="holds files brainfm-export did not write "
+                                                r"\(notes.txt\)"):
         brainfm.save_pretrained(_tiny(), tmp_path)
 
 
