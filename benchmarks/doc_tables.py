@@ -474,17 +474,18 @@ def representation_selection(path: Path) -> str:
     """What was chosen on selection subjects: each arm's mean selection score per layer."""
     rows = _csv(path)
     layers = sorted(k for k in rows[0] if k.startswith("selection_layer"))
-    lines = ["| dataset | arm | runs | " + " | ".join(
+    lines = ["| dataset | arm | features | runs | " + " | ".join(
         f"layer {k[len('selection_layer'):]}" for k in layers) + " | layer picked per run |",
-        "|---|---|---|" + "---|" * len(layers) + "---|"]
+        "|---|---|---|---|" + "---|" * len(layers) + "---|"]
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["dataset"], r["arm"])].append(r)
-    for (dataset, arm), sub in groups.items():
+        groups[(r["dataset"], r["arm"], r.get("features", "raw"))].append(r)
+    for (dataset, arm, features), sub in groups.items():
         means = [statistics.mean(float(r[k]) for r in sub) for k in layers]
         best = max(means)
         cells = [f"**{m:.3f}**" if m == best else f"{m:.3f}" for m in means]
-        lines.append(f"| {dataset} | {arm} | {len(sub)} | " + " | ".join(cells) + " | "
+        lines.append(f"| {dataset} | {arm} | {features.replace('_', ' ')} | {len(sub)} | "
+                     + " | ".join(cells) + " | "
                      + ", ".join(r["layer"] for r in sub) + " |")
     return "\n".join(lines)
 
@@ -553,3 +554,17 @@ def subject_norm(*paths: Path) -> str:
     import pandas as pd
 
     return subject_norm_script.markdown(pd.concat([pd.read_csv(p) for p in paths]))
+
+
+def reconstruction_report(path: Path) -> str:
+    """The reconstruction bar of leave-dataset-out runs on subjects that chose nothing."""
+    rows = _json(path)["rows"]
+    lines = ["| left-out dataset | report subjects (selection subjects excluded) | runs | "
+             "best trivial | model / best trivial, per run | per subject (model - best "
+             "trivial) / zeros [95% CI, subjects x runs] |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['report_subjects']} ({r['selection_subjects']}) | "
+                     f"{r['runs']} | {r['best_trivial']} | "
+                     + ", ".join(f"{v:.3f}" for v in r["model_vs_best_trivial_per_run"])
+                     + f" | {r['diff_vs_zeros']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] |")
+    return "\n".join(lines)

@@ -180,7 +180,8 @@ def run_summaries(runs: Path, arms, datasets, seeds) -> list[dict]:
                         "wall_s": float(wall.read_text()) if wall.exists() else None,
                         "effective_rank": rep.get("effective_rank"),
                         "feature_std": rep.get("std_mean"), "collapsed": rep.get("collapsed")}
-                for name, row in (training.get("heldout") or {}).items():
+                heldout = training.get("heldout") or {"": {}}     # latent runs: no bar
+                for name, row in heldout.items():
                     out.append({**base, "heldout_dataset": name,
                                 "multichannel": row.get("multichannel"),
                                 "model_vs_best_trivial": row.get("model_vs_best_trivial"),

@@ -92,8 +92,9 @@ def pretraining_gate(extra: dict) -> dict[str, float] | None:
     (model MSE / best trivial MSE, >= 1), from a model file's training summary; None when
     the file has no held-out figures (an imported or pre-0.2 model)."""
     training = extra.get("training") or {}
-    heldout = training.get("heldout")
-    if not heldout:
+    heldout = training.get("heldout") or {}
+    rep = training.get("representation") or {}
+    if not heldout and not rep:   # a latent-prediction run has no bar, only its collapse watch
         return None
     failing = {name: row["model_vs_best_trivial"] for name, row in heldout.items()
                if row.get("multichannel") and row.get("model_vs_best_trivial", 0.0) >= 1.0}
@@ -102,7 +103,6 @@ def pretraining_gate(extra: dict) -> dict[str, float] | None:
     failing.update({f"{name} (band power)": row["band_power_vs_channel_mean"]
                     for name, row in heldout.items()
                     if row.get("band_power_vs_channel_mean", 0.0) >= 1.0})
-    rep = training.get("representation") or {}
     if rep.get("collapsed"):
         failing["representation collapsed (effective rank)"] = rep["effective_rank"]
     return failing

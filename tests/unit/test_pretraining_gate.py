@@ -30,3 +30,16 @@ def test_warning_is_loud_names_datasets_and_comes_once(monkeypatch):
         warn_if_unlearned("b.pt", _extra(eegmat=0.9))              # passes: silent
     with pytest.warns(UnlearnedCheckpointWarning, match="no held-out figures"):
         warn_if_unlearned("c.pt", {})
+
+
+def test_gate_judges_other_objectives_on_their_own_bar_and_on_collapse():
+    healthy = {"effective_rank": 30.0, "std_mean": 1.0, "collapsed": False}
+    latent = {"training": {"heldout": {}, "representation": healthy}}
+    assert pretraining_gate(latent) == {}                  # no bar to miss, not collapsed
+    collapsed = {"training": {"heldout": {}, "representation": {
+        "effective_rank": 1.2, "std_mean": 1e-4, "collapsed": True}}}
+    assert pretraining_gate(collapsed) == {"representation collapsed (effective rank)": 1.2}
+    band = {"training": {"representation": healthy, "heldout": {
+        "eegmat": {"band_power_vs_channel_mean": 0.93},
+        "muse_p300": {"band_power_vs_channel_mean": 1.04}}}}
+    assert pretraining_gate(band) == {"muse_p300 (band power)": 1.04}
