@@ -47,14 +47,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CORPUS = ("eegmat", "ssvep_exoskeleton", "muse_p300", "bonn", "delhi", "eegmmidb_baseline")
-BASE = "experiment=pretrain_all trainer.max_steps=400 trainer.val_check_interval=400"
+# every key an arm sets is spelled out (not left to pretrain_all's defaults), so the arms do
+# not move when pretrain_all's default objective does
+BASE = ("experiment=pretrain_all trainer.max_steps=400 trainer.val_check_interval=400 "
+        "readout_layer=null")
+BERNOULLI = "task.mask_kind=bernoulli task.mask_ratio=0.3"      # section 4's recipe
 BLOCK = "task.mask_kind=channel_time task.mask_ratio=0.5"
 #: arm -> brainfm-pretrain overrides (the corpus, seed and run folder are added per run)
 ARMS = {
-    "recon": BASE,
-    "recon_block": f"{BASE} {BLOCK}",
-    "latent": f"{BASE} task.objective=latent {BLOCK}",
-    "band_power": f"{BASE} task.objective=band_power {BLOCK}",
+    "recon": f"{BASE} task.objective=reconstruction task.band_power_weight=0 {BERNOULLI}",
+    "recon_block": f"{BASE} task.objective=reconstruction task.band_power_weight=0 {BLOCK}",
+    "latent": f"{BASE} task.objective=latent task.band_power_weight=0 {BLOCK}",
+    "band_power": f"{BASE} task.objective=band_power task.band_power_weight=0 {BLOCK}",
     "latent_band_power": f"{BASE} task.objective=latent task.band_power_weight=1.0 {BLOCK}",
 }
 SELECTION_SHARE = 1 / 3

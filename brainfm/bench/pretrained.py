@@ -101,8 +101,8 @@ def pretraining_gate(extra: dict) -> dict[str, float] | None:
     # objectives other than reconstruction are judged on their own spectral bar, if any,
     # and every objective on whether its representation collapsed
     failing.update({f"{name} (band power)": row["band_power_vs_channel_mean"]
-                    for name, row in heldout.items()
-                    if row.get("band_power_vs_channel_mean", 0.0) >= 1.0})
+                    for name, row in heldout.items() if row.get("multichannel", True)
+                    and row.get("band_power_vs_channel_mean", 0.0) >= 1.0})
     if rep.get("collapsed"):
         failing["representation collapsed (effective rank)"] = rep["effective_rank"]
     return failing

@@ -189,11 +189,14 @@ class MaskedPatchPretraining(PretrainingTask):
             guess = visible_band_guess(target, mask, cm)
             errs = torch.stack([((pred - target) ** 2 * hidden).sum((1, 2, 3)),
                                 ((guess - target) ** 2 * hidden).sum((1, 2, 3))], dim=1)
+            channels = cm.sum(dim=1)
             for code in batch["dataset"].unique().tolist():
                 rows = batch["dataset"] == code
                 acc = self._val_band.setdefault(
                     code, torch.zeros(2, dtype=torch.float64, device=self.device))
                 acc += errs[rows].sum(dim=0).double()
+                self._val_channels[code] = max(self._val_channels.get(code, 0),
+                                               int(channels[rows].max()))
 
     def _accumulate_per_dataset(self, batch: dict, mask: torch.Tensor,
                                 pred: torch.Tensor) -> None:
@@ -246,7 +249,9 @@ class MaskedPatchPretraining(PretrainingTask):
                 sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
             name = names.get(code, str(code))
             ratio = float(sums[0] / sums[1].clamp_min(1e-12))
-            self.heldout.setdefault(name, {})["band_power_vs_channel_mean"] = ratio
+            row = self.heldout.setdefault(name, {})
+            row["band_power_vs_channel_mean"] = ratio
+            row["multichannel"] = self._val_channels.get(code, 1) > 1
             self.log(f"val_by_dataset/{name}/band_power_vs_channel_mean", ratio)
         self._watch_collapse()
         for name, share in self.drawn_mix().items():

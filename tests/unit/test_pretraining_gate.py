@@ -40,6 +40,7 @@ def test_gate_judges_other_objectives_on_their_own_bar_and_on_collapse():
         "effective_rank": 1.2, "std_mean": 1e-4, "collapsed": True}}}
     assert pretraining_gate(collapsed) == {"representation collapsed (effective rank)": 1.2}
     band = {"training": {"representation": healthy, "heldout": {
-        "eegmat": {"band_power_vs_channel_mean": 0.93},
-        "muse_p300": {"band_power_vs_channel_mean": 1.04}}}}
+        "eegmat": {"band_power_vs_channel_mean": 0.93, "multichannel": True},
+        "muse_p300": {"band_power_vs_channel_mean": 1.04, "multichannel": True},
+        "delhi": {"band_power_vs_channel_mean": 1.06, "multichannel": False}}}}
     assert pretraining_gate(band) == {"muse_p300 (band power)": 1.04}
