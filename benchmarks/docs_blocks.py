@@ -115,6 +115,18 @@ BLOCKS = [
     Block("subject-norm", "docs/benchmarks.md",
           (f"{R}/subject_norm/summary.csv", f"{R}/subject_norm/eegmat_csp_lda/summary.csv"),
           t.subject_norm),
+    Block("reconstruction-report", "docs/pretraining.md",
+          (f"{R}/reconstruction_report/summary.json",), t.reconstruction_report),
+    Block("representation-runs", "docs/pretraining.md", (f"{R}/representations/runs.csv",),
+          t.representation_runs),
+    Block("representation-selection", "docs/pretraining.md",
+          (f"{R}/representations/layers_picked.csv",), t.representation_selection),
+    Block("representation-scores", "docs/pretraining.md", (f"{R}/representations/scores.csv",),
+          t.representation_scores),
+    Block("representation-vs-random", "docs/pretraining.md",
+          (f"{R}/representations/comparisons.csv",), t.representation_vs_random),
+    Block("representation-vs-band-power", "docs/pretraining.md",
+          (f"{R}/representations/comparisons.csv",), t.representation_vs_band_power),
 ]
 
 
