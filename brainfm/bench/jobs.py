@@ -112,7 +112,11 @@ class PretrainJob(_Requeueable):
         if not Path(self.destination).exists():
             # a run killed midway (or re-queued after pre-emption) resumes from its last.ckpt
             output_dir = compose_config(self.overrides, config_name="pretrain").output_dir
-            overrides = [*self.overrides, *resume_overrides(Path(output_dir))]
+            again = resume_overrides(Path(output_dir))
+            if again:   # say what happens to the folder, as brainfm-pretrain would be told
+                print(f"brainfm-bench: {output_dir} holds an earlier run of this checkpoint: "
+                      f"continuing it with {' '.join(again)}", flush=True)
+            overrides = [*self.overrides, *again]
             with thread_limit(self.threads):
                 result = run_pretrain(compose_config(overrides, config_name="pretrain"))
             atomic_write_bytes(Path(self.destination), Path(result["model_file"]).read_bytes())
