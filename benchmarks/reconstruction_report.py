@@ -57,7 +57,7 @@ def per_subject_errors(model, windows, groups, ratio: float, batch_size: int = 3
     import torch
 
     from brainfm.tasks.masking import sample_patch_mask
-    from brainfm.tasks.trivial import trivial_predictions
+    from brainfm.tasks.trivial import hidden_errors
 
     out: dict[str, np.ndarray] = {}
     model.eval()
@@ -69,11 +69,8 @@ def per_subject_errors(model, windows, groups, ratio: float, batch_size: int = 3
             x, cm = batch["x"], batch["channel_mask"]
             g = torch.Generator().manual_seed(10_000 + i)
             mask = sample_patch_mask(x.shape[:3], ratio, "bernoulli", cm, generator=g)
-            preds = {"model": model(x, batch["sensors"], cm, mask=mask).float(),
-                     **trivial_predictions(x, mask, cm)}
-            hidden = (mask & cm[:, :, None])[..., None].to(x.dtype)
-            errs = torch.stack([((p - x) ** 2 * hidden).sum(dim=(1, 2, 3))
-                                for p in preds.values()], dim=1).double().numpy()
+            errs = hidden_errors(x, mask, cm, model(x, batch["sensors"], cm, mask=mask))
+            errs = errs.double().numpy()
             for r, e in zip(batch["row"].numpy(), errs):
                 g_ = groups[r]
                 out[g_] = out.get(g_, 0.0) + e

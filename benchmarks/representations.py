@@ -45,6 +45,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+# a dataset's labelled task windows; a backbone, pretrained or freshly initialised
+from pretrain_transfer import backbone, task_windows  # noqa: E402
 
 CORPUS = ("eegmat", "ssvep_exoskeleton", "muse_p300", "bonn", "delhi", "eegmmidb_baseline")
 # every key an arm sets is spelled out (not left to pretrain_all's defaults), so the arms do
@@ -75,15 +78,6 @@ def pretrain_command(runs: Path, arm: str, dataset: str, seed: int) -> str:
 
 
 # ---- data and features ----------------------------------------------------------------------
-def task_windows(dataset: str, store_root: Path):
-    from brainfm.data.loading import WindowDataset
-    from brainfm.pretrain_run import ensure_stores
-
-    store = ensure_stores([dataset], store_root, None)[0]
-    windows = WindowDataset([store])
-    return windows.subset(np.flatnonzero(windows.table["label"].to_numpy() >= 0))
-
-
 def split_subjects(subjects: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(selection, report): a seeded third of the subjects for every choice, the rest for
     the reported scores."""
@@ -101,10 +95,8 @@ def layer_features(model, windows) -> np.ndarray:
     from brainfm.bench.probe import extract_features
 
     torch.set_num_threads(1)
-    layers = len(model.layers)
-    flat = extract_features(model, windows,
-                            lambda m, *inputs: torch.cat(m.forward_layers(*inputs), dim=-1))
-    return flat.reshape(len(flat), layers, -1)
+    return extract_features(model, windows,
+                            lambda m, *inputs: torch.stack(m.forward_layers(*inputs), dim=3))
 
 
 def band_power_features(windows) -> np.ndarray:
@@ -112,15 +104,6 @@ def band_power_features(windows) -> np.ndarray:
 
     X, _ = arrays_from_store(windows)
     return BandPower(sfreq=windows.stores[0].sfreq).fit_transform(X).astype(np.float32)
-
-
-def random_backbone(config: dict, init_seed: int):
-    import torch
-
-    from brainfm.models.criss_cross import CrissCrossTransformer
-
-    torch.manual_seed(init_seed)
-    return CrissCrossTransformer(**{**config, "head": "none"})
 
 
 # ---- probes ---------------------------------------------------------------------------------
@@ -216,7 +199,8 @@ def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict
             config = config or read_model_config(model_file)
             feature_sets[(arm, s)] = layer_features(from_pretrained(model_file), windows)
     for s in args.seeds:
-        feature_sets[("random", s)] = layer_features(random_backbone(config, 1000 + s), windows)
+        feature_sets[("random", s)] = layer_features(
+            backbone(None, {**config, "head": "none"}, 1000 + s), windows)
     bp = band_power_features(windows)
     fixed = {"band_power": bp, "band_power_subject_norm": standardise_per_subject(bp, subjects)}
 

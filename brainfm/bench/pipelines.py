@@ -178,17 +178,10 @@ class ProbePipeline:
         if self.readout == "attention":
             return self.cache.features(model, windows, self.adapter.features,
                                        readout="tokens", extract=extract_tokens)[0]
-        layers = self.adapter.layer_features
-        stacked = lambda m, *inputs: torch.cat(layers(m, *inputs), dim=-1)  # noqa: E731
-        flat = self.cache.features(model, windows, stacked, readout="layers",
+        layers = self.adapter.layer_features          # pooled to (n_windows, layers, D)
+        stacked = lambda m, *inputs: torch.stack(layers(m, *inputs), dim=3)  # noqa: E731
+        return self.cache.features(model, windows, stacked, readout="layers",
                                    extract=extract_features)[0]
-        return flat.reshape(len(flat), -1, flat.shape[1] // self._n_layers(model, windows))
-
-    def _n_layers(self, model, windows) -> int:
-        batch = windows.load_batch(np.arange(1))
-        with torch.no_grad():
-            return len(self.adapter.layer_features(model, batch["x"], batch["sensors"],
-                                                   batch["channel_mask"]))
 
     def _data(self, windows: WindowDataset, seed: int) -> np.ndarray:
         """The dataset's features, built (or read from the disk cache) once, not per fold.
@@ -396,10 +389,9 @@ def recorded_layer(backbone: dict) -> int | None:
     if not checkpoint:
         return None
     from ..checkpoint import read_model_file
+    from ..models.contract import readout_layer_of
 
-    training = (read_model_file(checkpoint)[2].get("training") or {})
-    layer = (training.get("readout") or {}).get("layer")
-    return None if layer is None else int(layer)
+    return readout_layer_of(read_model_file(checkpoint)[2])
 
 
 def make_pipeline(spec: dict, cache_dir):

@@ -28,8 +28,9 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
 
 @torch.no_grad()
 def extract_features(model, windows, token_features=None, batch_size: int = 64) -> np.ndarray:
-    """(n_windows, D) float32: per window, the mean of the backbone's per-token features over
-    its real channels and all its patches. ``windows`` is a WindowDataset;
+    """(n_windows, D) float32 (or (n_windows, ..., D) for token features with more axes):
+    per window, the mean of the backbone's per-token features over its real channels and all
+    its patches. ``windows`` is a WindowDataset;
     ``token_features(model, x, sensors, channel_mask) -> (B, C, N, D)`` comes from the
     family's adapter (default: ``model.forward_features``)."""
     if token_features is None:
@@ -46,7 +47,7 @@ def extract_features(model, windows, token_features=None, batch_size: int = 64) 
                                    batch["channel_mask"])
             pooled = masked_mean(feats, batch["channel_mask"]).float().numpy()
             if out is None:
-                out = np.empty((len(windows), pooled.shape[1]), dtype=np.float32)
+                out = np.empty((len(windows), *pooled.shape[1:]), dtype=np.float32)
             out[batch["row"].numpy()] = pooled
     return out
 

@@ -351,12 +351,18 @@ class ContractMixin:
         return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
 
-def recorded_readout_layer(model) -> int | None:
+def readout_layer_of(extra: dict | None) -> int | None:
     """The layer a checkpoint's pretraining recorded as its read-out (``training.readout.
-    layer`` in config.json: chosen on validation subjects), or None for the last layer."""
-    readout = ((getattr(model, "extra", None) or {}).get("training") or {}).get("readout") or {}
+    layer`` of its metadata, ``extra``: chosen on validation subjects), or None for the last
+    layer."""
+    readout = ((extra or {}).get("training") or {}).get("readout") or {}
     layer = readout.get("layer")
     return None if layer is None else int(layer)
+
+
+def recorded_readout_layer(model) -> int | None:
+    """:func:`readout_layer_of` a loaded model's metadata (``model.extra``)."""
+    return readout_layer_of(getattr(model, "extra", None))
 
 
 def recording_sensors(rec) -> np.ndarray:

@@ -67,10 +67,11 @@ class FeaturesHead(nn.Module):
 
 
 def masked_mean(feats: torch.Tensor, channel_mask: torch.Tensor | None) -> torch.Tensor:
-    """(B, C, N, D) -> (B, D), averaging real channels only."""
+    """(B, C, N, ...) -> (B, ...), averaging real channels and all patches (e.g. (B, C, N,
+    layers, D) -> (B, layers, D))."""
     if channel_mask is None:
         return feats.mean(dim=(1, 2))
-    w = channel_mask.to(feats.dtype)[:, :, None, None]
+    w = channel_mask.to(feats.dtype).view(*channel_mask.shape, *[1] * (feats.dim() - 2))
     return (feats * w).sum(dim=(1, 2)) / (w.sum(dim=(1, 2)) * feats.shape[2]).clamp_min(1)
 
 

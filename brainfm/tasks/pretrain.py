@@ -36,7 +36,7 @@ from .base import PretrainingTask
 from .collapse import representation_stats
 from .latent_target import LatentPredictor, ema_decay_at, ema_update, latent_targets
 from .masking import sample_patch_mask
-from .trivial import PREDICTORS, trivial_predictions
+from .trivial import PREDICTORS, hidden_errors
 
 LOSS_NORMS = ("none", "sample")
 OBJECTIVES = ("reconstruction", "latent", "band_power")
@@ -87,24 +87,26 @@ class MaskedPatchPretraining(PretrainingTask):
         hidden = mask & cm[:, :, None].to(torch.bool)
         out: dict[str, torch.Tensor] = {"zero_baseline": x[mask].pow(2).mean()}
         if objective == "reconstruction":
-            out.update(self._reconstruction(x, mask, feats, scale, filled, cm))
+            out.update(self._reconstruction(x, mask, feats, scale, filled, cm,
+                                            out["zero_baseline"]))
         elif objective == "latent":
             out["latent"] = self._latent_loss(batch, feats, hidden)
             out["loss"] = out["latent"]
         if self.band_head is not None:
-            pred, target = self._band_power(x, mask, cm, feats)
+            pred, guess, target = self._band_power(x, mask, cm, feats)
             out["band_power"] = F.mse_loss(pred[hidden], target[hidden])
-            out["band_pred"], out["band_target"] = pred, target
+            out["band_pred"], out["band_guess"], out["band_target"] = pred, guess, target
             weight = 1.0 if objective == "band_power" else self.hparams.band_power_weight
             out["loss"] = out.get("loss", 0.0) + weight * out["band_power"]
         return out
 
-    def _reconstruction(self, x, mask, feats, scale, filled, cm) -> dict[str, torch.Tensor]:
+    def _reconstruction(self, x, mask, feats, scale, filled, cm,
+                        zero_baseline: torch.Tensor) -> dict[str, torch.Tensor]:
         pred = self.model.apply_head(feats, scale, filled, cm)
         target, recon = x[mask], pred[mask].float()
         out = {"pred": pred, "mse": F.mse_loss(recon, target)}
         # < 1 means better than predicting zeros for every hidden patch
-        out["mse_vs_zero"] = out["mse"].detach() / target.pow(2).mean().clamp_min(1e-12)
+        out["mse_vs_zero"] = out["mse"].detach() / zero_baseline.clamp_min(1e-12)
         loss = out["mse"]
         if self.hparams.loss_norm == "sample":
             # each window's error relative to its own hidden signal power: datasets whose
@@ -131,12 +133,12 @@ class MaskedPatchPretraining(PretrainingTask):
         pred = self.predictor(feats).float()
         return ((pred - target) ** 2).mean(dim=-1)[hidden].mean()
 
-    def _band_power(self, x, mask, cm, feats) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predicted, true) log band power per patch (B, C, N, bands): the visible-patch
-        guess plus the head's correction."""
+    def _band_power(self, x, mask, cm, feats) -> tuple[torch.Tensor, ...]:
+        """(predicted, guessed, true) log band power per patch (B, C, N, bands): the
+        prediction is the visible-patch guess plus the head's correction."""
         target = log_band_power(x, self.model.config["sfreq"])
         guess = visible_band_guess(target, mask, cm)
-        return guess + self.band_head(feats).float(), target
+        return guess + self.band_head(feats).float(), guess, target
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.teacher is not None:
@@ -169,7 +171,7 @@ class MaskedPatchPretraining(PretrainingTask):
         if "pred" in out:
             self._accumulate_per_dataset(batch, mask, out["pred"])
         if "band_pred" in out:
-            self._accumulate_band_power(batch, mask, out["band_pred"], out["band_target"])
+            self._accumulate_band_power(batch, mask, out)
         with torch.no_grad():   # what a probe reads: the unmasked window's pooled features
             feats = self.model.forward_features(batch["x"], batch["sensors"],
                                                 batch["channel_mask"])
@@ -180,42 +182,36 @@ class MaskedPatchPretraining(PretrainingTask):
             if key in out:
                 self.log(f"val/{key}", out[key], batch_size=bs, sync_dist=True)
 
-    def _accumulate_band_power(self, batch, mask, pred, target) -> None:
+    def _accumulate_band_power(self, batch, mask, out) -> None:
         """Squared log-band-power error on hidden patches, of the model and of the trivial
         visible-patch guess (:func:`visible_band_guess`), summed per dataset."""
         with torch.no_grad():
             cm = batch["channel_mask"]
             hidden = (mask & cm[:, :, None].to(torch.bool)).float()[..., None]
-            guess = visible_band_guess(target, mask, cm)
-            errs = torch.stack([((pred - target) ** 2 * hidden).sum((1, 2, 3)),
-                                ((guess - target) ** 2 * hidden).sum((1, 2, 3))], dim=1)
-            channels = cm.sum(dim=1)
-            for code in batch["dataset"].unique().tolist():
-                rows = batch["dataset"] == code
-                acc = self._val_band.setdefault(
-                    code, torch.zeros(2, dtype=torch.float64, device=self.device))
-                acc += errs[rows].sum(dim=0).double()
-                self._val_channels[code] = max(self._val_channels.get(code, 0),
-                                               int(channels[rows].max()))
+            target = out["band_target"]
+            errs = torch.stack([((p - target) ** 2 * hidden).sum((1, 2, 3))
+                                for p in (out["band_pred"], out["band_guess"])], dim=1)
+            self._add_per_dataset(self._val_band, batch, errs)
 
     def _accumulate_per_dataset(self, batch: dict, mask: torch.Tensor,
                                 pred: torch.Tensor) -> None:
         """Squared error of the model and of each trivial predictor on hidden patches, summed
         per dataset (``zeros``' error is the hidden signal's power)."""
         with torch.no_grad():
-            x, cm = batch["x"], batch["channel_mask"]
-            hidden = (mask & cm[:, :, None])[..., None].to(x.dtype)
-            preds = {"model": pred.float(), **trivial_predictions(x, mask, cm)}
-            errs = torch.stack([((p - x) ** 2 * hidden).sum(dim=(1, 2, 3))
-                                for p in preds.values()], dim=1)      # (B, 1 + predictors)
-            channels = cm.sum(dim=1)
-            for code in batch["dataset"].unique().tolist():
-                rows = batch["dataset"] == code
-                acc = self._val_sums.setdefault(
-                    code, torch.zeros(errs.shape[1], dtype=torch.float64, device=self.device))
-                acc += errs[rows].sum(dim=0).double()
-                self._val_channels[code] = max(self._val_channels.get(code, 0),
-                                               int(channels[rows].max()))
+            errs = hidden_errors(batch["x"], mask, batch["channel_mask"], pred)
+            self._add_per_dataset(self._val_sums, batch, errs)
+
+    def _add_per_dataset(self, sums: dict, batch: dict, errs: torch.Tensor) -> None:
+        """Add per-window error columns ``errs`` (B, k) into ``sums`` per dataset code, and
+        note each dataset's widest montage (single-channel datasets are not judged)."""
+        channels = batch["channel_mask"].sum(dim=1)
+        for code in batch["dataset"].unique().tolist():
+            rows = batch["dataset"] == code
+            acc = sums.setdefault(
+                code, torch.zeros(errs.shape[1], dtype=torch.float64, device=self.device))
+            acc += errs[rows].sum(dim=0).double()
+            self._val_channels[code] = max(self._val_channels.get(code, 0),
+                                           int(channels[rows].max()))
 
     def on_validation_epoch_end(self) -> None:
         """Per held-out dataset: each predictor's MSE relative to zeros', the best trivial

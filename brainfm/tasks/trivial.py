@@ -52,6 +52,16 @@ def temporal_interpolation(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask[..., None], filled, x)
 
 
+def hidden_errors(x: torch.Tensor, mask: torch.Tensor, channel_mask: torch.Tensor | None,
+                  model_pred: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + predictors): per window, the squared error on hidden patches of the model's
+    prediction and then of each of :data:`PREDICTORS` (``zeros``' is the hidden power)."""
+    hidden = mask if channel_mask is None else mask & channel_mask[:, :, None].to(torch.bool)
+    hidden = hidden[..., None].to(x.dtype)
+    preds = [model_pred.float(), *trivial_predictions(x, mask, channel_mask).values()]
+    return torch.stack([((p - x) ** 2 * hidden).sum(dim=(1, 2, 3)) for p in preds], dim=1)
+
+
 def trivial_predictions(x: torch.Tensor, mask: torch.Tensor,
                         channel_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every trivial predictor's (B, C, N, P) prediction of the batch."""
