@@ -93,8 +93,9 @@ def diffusion_speed_gpu(path: Path) -> str:
                              f"{b['peak_gpu_mb'] / o['peak_gpu_mb']:.2f}x peak GPU memory**."])
 
 
-def readme_performance(prep_path: Path, train_path: Path) -> str:
-    """The README's three bullets: data preparation, loading, training, with their ranges."""
+def readme_performance(prep_path: Path, train_path: Path, train_gpu_path: Path) -> str:
+    """The README's bullets: data preparation, loading, training on CPU and on one GPU, with
+    their ranges."""
     res = _json(prep_path)
     rows = [res[name] for name in ("eegmat", "ssvep_exoskeleton")]
 
@@ -126,8 +127,20 @@ def readme_performance(prep_path: Path, train_path: Path) -> str:
         f"median: {_ratio_range(eager, 2)}x eager and {_ratio_range(compiled, 2)}x with "
         f"`compile=true` over only {len(speed['brainfm'])} processes per side, whose two "
         "compiled runs disagree; too few to quote one figure (docs/performance.md; to be "
-        "re-run with at least 5 processes per side, issue 17). GPU figures are still to be "
-        "measured."])
+        "re-run with at least 5 processes per side, issue 17);",
+        _readme_gpu(train_script.runs_of(_json(train_gpu_path)))])
+
+
+def _readme_gpu(runs: dict) -> str:
+    med = {impl: statistics.median(r["samples_per_s"] for r in rs) for impl, rs in runs.items()}
+    mem = {impl: statistics.median(r["peak_mb"] for r in rs) for impl, rs in runs.items()}
+    n = len(runs["original"])
+    return (f"- training the `cbramod` configuration on one H200 GPU, medians against the "
+            f"original's fp32 step over {n} processes per side: {med['brainfm'] / med['original']:.2f}x "
+            f"eager fp32, {med['brainfm-bf16'] / med['original']:.2f}x with bf16 at "
+            f"{mem['brainfm-bf16'] / mem['original']:.2f}x the GPU memory, and "
+            f"{med['brainfm-bf16-compile'] / med['original']:.2f}x with bf16 and `compile=true` "
+            f"({len(runs['brainfm-bf16-compile'])} process; docs/performance.md).")
 
 
 def readme_demo(path: Path) -> str:

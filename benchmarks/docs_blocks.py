@@ -63,8 +63,8 @@ class Block:
 
 R, F = "benchmarks/results", "docs/figures"
 BLOCKS = [
-    Block("readme-performance", "README.md", (f"{R}/prep.json", f"{R}/train_cpu.json"),
-          t.readme_performance),
+    Block("readme-performance", "README.md", (f"{R}/prep.json", f"{R}/train_cpu.json",
+                                               f"{R}/train_cuda.json"), t.readme_performance),
     Block("readme-demo", "README.md", (f"{R}/demo_heldout.json",), t.readme_demo),
     Block("prep", "docs/performance.md", (f"{R}/prep.json",), t.prep),
     Block("train-cpu", "docs/performance.md", (f"{R}/train_cpu.json",), t.train),
