@@ -46,8 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-# a dataset's labelled task windows; a backbone, pretrained or freshly initialised
-from pretrain_transfer import backbone, task_windows  # noqa: E402
+# a dataset's labelled task windows
+from pretrain_transfer import task_windows  # noqa: E402
 
 CORPUS = ("eegmat", "ssvep_exoskeleton", "muse_p300", "bonn", "delhi", "eegmmidb_baseline")
 # every key an arm sets is spelled out (not left to pretrain_all's defaults), so the arms do
@@ -63,7 +63,13 @@ ARMS = {
     "latent": f"{BASE} task.objective=latent task.band_power_weight=0 {BLOCK}",
     "band_power": f"{BASE} task.objective=band_power task.band_power_weight=0 {BLOCK}",
     "latent_band_power": f"{BASE} task.objective=latent task.band_power_weight=1.0 {BLOCK}",
+    # the diffusion backbone (eegdm_tiny, DDPM v-prediction) on the same corpus and budget
+    "diffusion": ("experiment=pretrain_diffusion trainer.max_steps=400 "
+                  "trainer.val_check_interval=400"),
 }
+#: the random-initialisation control of each backbone family (same architecture, no training)
+RANDOM_ARM = {"criss_cross": "random", "diffusion": "random_diffusion"}
+ARM_FAMILY = {"diffusion": "diffusion"}        # every other arm is a criss-cross run
 SELECTION_SHARE = 1 / 3
 
 
@@ -88,15 +94,30 @@ def split_subjects(subjects: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.
 
 
 def layer_features(model, windows) -> np.ndarray:
-    """(n_windows, n_layers, D): each layer's features, pooled over real channels and
-    patches, from one pass of the frozen backbone."""
+    """(n_windows, n_layers, D): each layer's features (the family adapter's per-layer
+    read-out: blocks of a criss-cross transformer, latents of each diffusion block), pooled
+    over real channels and patches, from one pass of the frozen backbone."""
     import torch
 
     from brainfm.bench.probe import extract_features
+    from brainfm.checkpoint import family_and_config_of
+    from brainfm.models.adapters import get_adapter
 
     torch.set_num_threads(1)
-    return extract_features(model, windows,
-                            lambda m, *inputs: torch.stack(m.forward_layers(*inputs), dim=3))
+    adapter = get_adapter(family_and_config_of(model)[0])
+    return extract_features(model, windows, lambda m, *inputs: torch.stack(
+        adapter.layer_features(m, *inputs), dim=3))
+
+
+def random_backbone(family: str, config: dict, seed: int):
+    """The architecture ``config`` describes, freshly initialised from ``seed``."""
+    import torch
+
+    from brainfm.models.registry import build_model
+
+    torch.manual_seed(seed)
+    return build_model(family, {**config, "head": "none"} if family == "criss_cross"
+                       else config)
 
 
 def band_power_features(windows) -> np.ndarray:
@@ -180,7 +201,7 @@ def run_summaries(runs: Path, arms, datasets, seeds) -> list[dict]:
 
 def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict]) -> None:
     from brainfm.bench.subject_norm import standardise_per_subject
-    from brainfm.checkpoint import from_pretrained, read_model_config
+    from brainfm.checkpoint import family_and_config_of, from_pretrained
 
     windows = task_windows(dataset, Path(args.store_root))
     labels = windows.table["label"].to_numpy()
@@ -189,20 +210,26 @@ def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict
     folds = subject_folds(subjects, args.folds, args.split_seed)
     budgets = [b for b in args.budgets if b < len(np.unique(subjects)) - len(folds[0])]
     feature_sets: dict[tuple[str, int], np.ndarray] = {}   # (arm, run) -> (n, L, D)
-    config = None
+    configs: dict[str, dict] = {}                           # family -> architecture
     for arm in args.arms:
         for s in args.seeds:
             model_file = run_dir(Path(args.runs), arm, dataset, s) / "model.pt"
             if not model_file.exists():
                 print(f"  missing {model_file}: arm {arm} seed {s} left out", flush=True)
                 continue
-            config = config or read_model_config(model_file)
-            feature_sets[(arm, s)] = layer_features(from_pretrained(model_file), windows)
-    for s in args.seeds:
-        feature_sets[("random", s)] = layer_features(
-            backbone(None, {**config, "head": "none"}, 1000 + s), windows)
+            model = from_pretrained(model_file)
+            family, config = family_and_config_of(model)
+            configs.setdefault(family, config)
+            feature_sets[(arm, s)] = layer_features(model, windows)
+    for family, config in configs.items():
+        if args.skip_controls and RANDOM_ARM[family] in args.skip_controls:
+            continue
+        for s in args.seeds:
+            feature_sets[(RANDOM_ARM[family], s)] = layer_features(
+                random_backbone(family, config, 1000 + s), windows)
     bp = band_power_features(windows)
     fixed = {"band_power": bp, "band_power_subject_norm": standardise_per_subject(bp, subjects)}
+    fixed = {k: v for k, v in fixed.items() if k not in args.skip_controls}
 
     def record(arm, run, readout, layer, budget, scores):
         for subj, score in scores.items():
@@ -257,7 +284,7 @@ COMPARISONS = (
 )
 
 
-def compare(scores, args) -> list[dict]:
+def compare(scores) -> list[dict]:
     """The rows of COMPARISONS on report subjects, per dataset, arm and budget; Holm within
     each family."""
     from brainfm.bench.stats import cohens_dz, crossed_bootstrap, holm
@@ -268,8 +295,10 @@ def compare(scores, args) -> list[dict]:
         def matrix(arm, readout):
             return sub[(sub["arm"] == arm) & (sub["readout"] == readout)].pivot_table(
                 index="subject", columns="run", values="balanced_accuracy")
-        for arm in [a for a in args.arms if (sub["arm"] == a).any()]:
+        for arm in [a for a in ARMS if (sub["arm"] == a).any()]:
             for readout, control_arm, control_readout, control, family in COMPARISONS:
+                if control_arm == "random":         # the same family's random network
+                    control_arm = RANDOM_ARM[ARM_FAMILY.get(arm, "criss_cross")]
                 a, b = matrix(arm, readout), matrix(control_arm, control_readout)
                 if a.empty or b.empty:
                     continue
@@ -321,7 +350,14 @@ def main() -> None:
     ap.add_argument("--print-commands", action="store_true")
     ap.add_argument("--from-scores", action="store_true",
                     help="recompute comparisons and tables from OUT/scores.csv only")
+    ap.add_argument("--append", action="store_true",
+                    help="score only --arms (and controls not skipped) and replace their rows "
+                         "in OUT's existing raw files, keeping every other arm's")
+    ap.add_argument("--skip-controls", default="",
+                    help="controls not to recompute (e.g. random,band_power,"
+                         "band_power_subject_norm: already in OUT/scores.csv)")
     args = ap.parse_args()
+    args.skip_controls = [c for c in args.skip_controls.split(",") if c]
     args.arms = args.arms.split(",")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.budgets = [int(b) for b in args.budgets.split(",") if b]
@@ -341,14 +377,23 @@ def main() -> None:
         rows, picked = [], []
         for d in datasets:
             score_dataset(d, args, rows, picked)
-        pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
-        pd.DataFrame(picked).to_csv(out / "layers_picked.csv", index=False)
-        pd.DataFrame(run_summaries(Path(args.runs), args.arms, datasets, args.seeds)).to_csv(
-            out / "runs.csv", index=False)
-        (out / "args.json").write_text(json.dumps({**vars(args), "arms_overrides": {
-            a: ARMS[a] for a in args.arms}}, indent=1))
+        tables = {"scores": pd.DataFrame(rows), "layers_picked": pd.DataFrame(picked),
+                  "runs": pd.DataFrame(run_summaries(Path(args.runs), args.arms, datasets,
+                                                     args.seeds))}
+        for name, table in tables.items():
+            if args.append:                 # the other arms' rows stay as they were
+                old = pd.read_csv(out / f"{name}.csv", dtype={"subject": str, "budget": str})
+                column = "arm"
+                table = pd.concat([old[~old[column].isin(table[column].unique())], table])
+            table.to_csv(out / f"{name}.csv", index=False)
+        overrides = {a: ARMS[a] for a in args.arms}
+        if args.append:  # what the earlier arms were run with, as recorded then
+            overrides = {**json.loads((out / "args.json").read_text())["arms_overrides"],
+                         **overrides}
+        (out / "args.json").write_text(json.dumps(
+            {**vars(args), "arms": list(overrides), "arms_overrides": overrides}, indent=1))
     scores = pd.read_csv(out / "scores.csv", dtype={"subject": str, "budget": str})
-    comparisons = compare(scores, args)
+    comparisons = compare(scores)
     pd.DataFrame(comparisons).to_csv(out / "comparisons.csv", index=False)
     (out / "summary.md").write_text(markdown(comparisons) + "\n")
     print(markdown(comparisons))
