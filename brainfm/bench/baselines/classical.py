@@ -36,6 +36,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.metaestimators import available_if
 
+from ...data.datasets import PARADIGMS, DatasetSpec
 from ..metrics import classification_metrics
 from .filterbank import FBCCA_BANDS, BandPass, fb_ts_lr, fbcsp_lda, psd_lr
 
@@ -389,26 +390,30 @@ CLASSICAL = {"csp_lda": csp_lda, "ts_lr": tangent_space_lr, "xdawn_lr": xdawn_lr
              "cca": ssvep_cca, "bandpower_lr": bandpower_lr, "fbcca": ssvep_fbcca,
              "psd_lr": psd_lr, "fb_ts_lr": fb_ts_lr, "fbcsp_lda": fbcsp_lda}
 
+#: per paradigm (every one of PARADIGMS), its standard baselines
 _DEFAULTS = {"ssvep": ("fbcca", "psd_lr", "fb_ts_lr"), "erp": ("xdawn_lr", "ts_lr"),
              "task": ("csp_lda", "fbcsp_lda", "fb_ts_lr"),
              "rest": ("csp_lda", "fbcsp_lda", "fb_ts_lr"), "epilepsy": ("bandpower_lr",)}
 
-DATASET_PARADIGMS = {"ssvep_exoskeleton": "ssvep", "muse_p300": "erp", "eegmat": "task",
-                     "eegmmidb_baseline": "rest", "bonn": "epilepsy", "delhi": "epilepsy"}
 _NEEDS_SFREQ = {"cca", "fbcca", "bandpower_lr", "csp_lda", "psd_lr", "fb_ts_lr", "fbcsp_lda"}
 
 
-def default_baselines(paradigm: str, n_channels: int | None = None) -> tuple[str, ...]:
+def default_baselines(paradigm, n_channels: int | None = None) -> tuple[str, ...]:
     """Names (keys of :data:`CLASSICAL`) of the standard baselines of a paradigm.
 
-    ``paradigm``: ``ssvep``, ``erp``, ``task``/``rest`` (oscillatory state), ``epilepsy``,
-    or a dataset name of :data:`DATASET_PARADIGMS`. Single-channel data gets
-    ``bandpower_lr`` whatever the paradigm: CSP and covariances need >= 2 channels.
+    ``paradigm``: one of :data:`~brainfm.data.datasets.PARADIGMS` (``ssvep``, ``erp``,
+    ``task``/``rest`` (oscillatory state), ``epilepsy``), or a
+    :class:`~brainfm.data.datasets.DatasetSpec`, whose config declares its own. Single-channel
+    data gets ``bandpower_lr`` whatever the paradigm: CSP and covariances need >= 2 channels.
     """
-    paradigm = DATASET_PARADIGMS.get(paradigm, paradigm)
+    if isinstance(paradigm, DatasetSpec):
+        if paradigm.paradigm is None:
+            raise ValueError(f"dataset {paradigm.name!r} declares no paradigm; add "
+                             f"'paradigm: <one of {list(PARADIGMS)}>' to its config")
+        paradigm = paradigm.paradigm
     if paradigm not in _DEFAULTS:
-        raise ValueError(f"unknown paradigm {paradigm!r}; one of {sorted(_DEFAULTS)} or a "
-                         f"dataset of {sorted(DATASET_PARADIGMS)}")
+        raise ValueError(f"unknown paradigm {paradigm!r}; one of {list(PARADIGMS)} (a dataset "
+                         "declares its own as 'paradigm:' in its config)")
     if n_channels is not None and int(n_channels) < 2:
         return ("bandpower_lr",)
     return _DEFAULTS[paradigm]
