@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         json.dumps(result, indent=1, sort_keys=True) + "\n")
     print(render(result))
     if args.write:
-        from docs_blocks import write
+        from benchmarks.docs_blocks import write
 
         write()
     return 0

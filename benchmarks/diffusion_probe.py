@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+
+if __package__ in (None, ""):  # run as a script: import this folder as the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BAND_SECONDS = 2.0
 
@@ -67,7 +71,7 @@ def _networks(run: Path, seed: int) -> dict[str, torch.nn.Module]:
     from omegaconf import OmegaConf
 
     from brainfm.models.diffusion_denoiser import DiffusionDenoiser
-    from diffusion_checks import nets_from_checkpoint
+    from benchmarks.diffusion_checks import nets_from_checkpoint
 
     cfg = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml").model,
                                  resolve=True)
@@ -162,21 +166,26 @@ def load_features(paths) -> dict[str, dict]:
 
 def probe_table(dataset: str, entry: dict, seeds: int = 1) -> pd.DataFrame:
     """Leave-one-subject-out scores of every feature set of one dataset, as the benchmark
-    suite's tidy rows."""
+    suite's tidy rows; the folds are the suite's own (bench/protocols.py), leakage-checked."""
     from brainfm.bench.metrics import classification_metrics
     from brainfm.bench.probe import linear_probe
+    from brainfm.bench.protocols import LeaveOneSubjectOut
 
     y, subjects = entry["label"], entry["subject"]
     n_classes = int(y.max()) + 1
+    windows = pd.DataFrame({"dataset": dataset, "subject": subjects, "session": None,
+                            "recording": entry["recording"], "label": y,
+                            "onset_s": entry["onset_s"]})
+    folds = list(LeaveOneSubjectOut(val_subjects=0).split(windows))
     rows = []
     for pipeline, X in entry["sets"].items():
         X = X.astype(np.float64)
-        for held in np.unique(subjects):
-            test = subjects == held
-            if len(np.unique(y[~test])) < n_classes:
+        for fold in folds:
+            train, test, held = fold.train, fold.test, subjects[fold.test[0]]
+            if len(np.unique(y[train])) < n_classes:
                 continue
             for seed in range(seeds):
-                model = linear_probe(seed).fit(X[~test], y[~test])
+                model = linear_probe(seed).fit(X[train], y[train])
                 scores = classification_metrics(y[test], model.predict(X[test]),
                                                 model.predict_proba(X[test]), n_classes)
                 rows += [{"dataset": dataset, "pipeline": pipeline, "protocol": "loso_probe",

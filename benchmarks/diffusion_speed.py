@@ -23,15 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from prep import _median, _peak_rss_mb, _run  # this folder's helpers
+if __package__ in (None, ""):  # run as a script: import this folder as the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT, median, min_median_max, peak_rss_mb, run_child  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+HERE = ROOT / "benchmarks"
 BATCH, LENGTH = 32, 1000
 REFERENCE_KW = dict(in_channels=1, d_model=128, d_state=128, n_layer=20, n_ssm=None,
                     kernel_init="diag-lin", kernel_mode="diag", bidirectional=True, d_cond=512,
@@ -85,7 +85,7 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
     x, target = (torch.randn(BATCH, LENGTH, generator=g).to(device) for _ in range(2))
     t = torch.randint(0, 50, (BATCH,), generator=g).to(device)
     channel = torch.randint(0, 22, (BATCH,), generator=g).to(device)
-    rss_setup = _peak_rss_mb()
+    rss_setup = peak_rss_mb()
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
@@ -110,7 +110,7 @@ def child(impl: str, steps: int, warmup: int, original_dir: Path, init: Path,
     return {"impl": impl, "device": device, **gpu,
             "samples_per_s": steps * BATCH / seconds, "step_s": seconds / steps,
             "samples_per_cpu_s": steps * BATCH / cpu,
-            "peak_mb": _peak_rss_mb(), "setup_rss_mb": rss_setup, "losses": losses,
+            "peak_mb": peak_rss_mb(), "setup_rss_mb": rss_setup, "losses": losses,
             "n_params": n_params, "threads": threads, "layers": layers,
             "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")}
 
@@ -145,11 +145,11 @@ def saved_per_block(original_dir: Path, n_layers: int = 2) -> dict:
 
 
 def _run_child(impl: str, args) -> dict:
-    """One fresh process for ``impl`` (prep's runner: same environment, JSON last line)."""
-    result = _run([sys.executable, __file__, "--child", impl, "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--threads", str(args.threads),
-                   "--original-dir", str(args.original_dir), "--init", str(args.init),
-                   "--layers", str(args.layers), "--device", args.device])
+    """One fresh process for ``impl`` (same environment, JSON on its last line)."""
+    result = run_child([sys.executable, __file__, "--child", impl, "--steps", str(args.steps),
+                        "--warmup", str(args.warmup), "--threads", str(args.threads),
+                        "--original-dir", str(args.original_dir), "--init", str(args.init),
+                        "--layers", str(args.layers), "--device", args.device])
     print(json.dumps(result), flush=True)
     return result
 
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
      ).write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
     if args.write:
-        from docs_blocks import write
+        from benchmarks.docs_blocks import write
 
         write()
     return 0
@@ -203,8 +203,7 @@ def main(argv=None) -> int:
 
 def render(runs: dict, args) -> str:
     def mmm(impl, key, fmt):
-        v = sorted(r[key] for r in runs[impl])
-        return f"{fmt.format(v[0])} / {fmt.format(statistics.median(v))} / {fmt.format(v[-1])}"
+        return min_median_max((r[key] for r in runs[impl]), fmt)
 
     first = next(iter(runs.values()))[0]
     size = ("`eegdm` size" if args.layers == 20 else
@@ -226,7 +225,7 @@ def render(runs: dict, args) -> str:
         lines += ["", "Peak GPU memory allocated over the timed steps, MB: " + "; ".join(
             f"{impl} {mmm(impl, 'peak_gpu_mb', '{:.0f}')}" for impl in runs)]
     if "original" in runs and "brainfm" in runs:
-        med = {i: {k: _median(runs[i], k) for k in
+        med = {i: {k: median(runs[i], k) for k in
                    ("samples_per_s", "samples_per_cpu_s", "peak_mb", "setup_rss_mb")}
                for i in runs}
         o, b = med["original"], med["brainfm"]

@@ -15,13 +15,14 @@ from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
-import bench_cost as bench_cost_script
-import diffusion_speed as diffusion_speed_script
-import executor_speed as executor_speed_script
-import prep as prep_script
-import pretrain_transfer as pretrain_transfer_script
-import subject_norm as subject_norm_script
-import train as train_script
+from benchmarks import bench_cost as bench_cost_script
+from benchmarks import diffusion_speed as diffusion_speed_script
+from benchmarks import executor_speed as executor_speed_script
+from benchmarks import prep as prep_script
+from benchmarks import pretrain_transfer as pretrain_transfer_script
+from benchmarks import subject_norm as subject_norm_script
+from benchmarks import train as train_script
+from benchmarks.common import min_median_max
 
 MULTICHANNEL = ("eegmat", "eegmmidb_baseline", "muse_p300", "ssvep_exoskeleton")
 SHORT = {"eegmmidb_baseline": "eegmmidb", "muse_p300": "muse", "ssvep_exoskeleton": "ssvep"}
@@ -77,8 +78,7 @@ def diffusion_speed_gpu(path: Path) -> str:
             runs[row["impl"]].append(row)
 
     def mmm(impl, key, fmt="{:.1f}"):
-        v = sorted(r[key] for r in runs[impl])
-        return " / ".join(fmt.format(x) for x in (v[0], statistics.median(v), v[-1]))
+        return min_median_max((r[key] for r in runs[impl]), fmt)
 
     lines = ["| implementation | processes | samples/s (min / median / max) | "
              "peak GPU memory allocated, MB |", "|---|---|---|---|"]

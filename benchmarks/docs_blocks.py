@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import doc_tables as t  # noqa: E402  (this folder's renderers)
+if __package__ in (None, ""):  # run as a script: import this folder as the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import doc_tables as t  # noqa: E402  (this folder's renderers)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/*.md")

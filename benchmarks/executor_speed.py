@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     (HERE / "results" / "executor_speed.json").write_text(json.dumps(result, indent=1) + "\n")
     print(render(result))
     if args.write:
-        from docs_blocks import write
+        from benchmarks.docs_blocks import write
 
         write()
     return 0

@@ -20,14 +20,16 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+if __package__ in (None, ""):  # run as a script: import this folder as the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT, median, peak_rss_mb, run_child  # noqa: E402
+
+HERE = ROOT / "benchmarks"
 DATASETS = {"eegmat": "eegmat", "ssvep": "ssvep_exoskeleton"}   # braindecode name -> brainfm
 
 
@@ -44,7 +46,7 @@ def child_prep(dataset: str, store_root: str, limit: int | None, n_jobs: int) ->
     seconds = time.perf_counter() - t0
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     return {"seconds": seconds, "hours": summary.hours, "windows": summary.windows,
-            "recordings": summary.done, "peak_rss_mb": max(_peak_rss_mb(), workers)}
+            "recordings": summary.done, "peak_rss_mb": max(peak_rss_mb(), workers)}
 
 
 def child_load(dataset: str, store_root: str, workers: int, epochs: int) -> dict:
@@ -65,27 +67,17 @@ def child_load(dataset: str, store_root: str, workers: int, epochs: int) -> dict
         more += sum(batch["x"].shape[0] for batch in loader)
     steady = more / (time.perf_counter() - t1) if more else None
     return {"windows": n, "seconds": first, "windows_per_s": n / first,
-            "steady_windows_per_s": steady, "peak_rss_mb": _peak_rss_mb()}
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            "steady_windows_per_s": steady, "peak_rss_mb": peak_rss_mb()}
 
 
 # ---- parent: run children, take medians -----------------------------------------------------
 def _run(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-    if out.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    """One child's result, braindecode's in brainfm's field names."""
+    res = run_child(cmd)
     if res.get("side") == "braindecode":  # its field names -> ours
         res.update(seconds=res["prep_wall_s"], hours=res["hours_recorded"],
                    peak_rss_mb=res["peak_rss_mib"] * 1.048576)
     return res
-
-
-def _median(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
 
 
 def main(argv=None) -> int:
@@ -145,27 +137,27 @@ def main(argv=None) -> int:
         for limit in (18, 36, 72):
             runs = [_run(me + ["--child", "prep", "--dataset", "eegmat", "--store-root", tmp,
                                "--limit", str(limit)]) for _ in range(args.repeats)]
-            growth[limit] = _median(runs, "peak_rss_mb")
+            growth[limit] = median(runs, "peak_rss_mb")
         results["memory_vs_recordings"] = growth
     text = render(results)
     print(text)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "prep.json").write_text(json.dumps(results, indent=1))
     if args.write:
-        from docs_blocks import write
+        from benchmarks.docs_blocks import write
 
         write()
     return 0
 
 
 def _summarise_load(runs: list[dict]) -> dict:
-    return {"windows_per_s": _median(runs, "windows_per_s"), "windows": runs[0]["windows"],
-            "steady_windows_per_s": _median(runs, "steady_windows_per_s")}
+    return {"windows_per_s": median(runs, "windows_per_s"), "windows": runs[0]["windows"],
+            "steady_windows_per_s": median(runs, "steady_windows_per_s")}
 
 
 def _summarise_prep(runs: list[dict]) -> dict:
-    return {"seconds": _median(runs, "seconds"), "hours": runs[0]["hours"],
-            "windows": runs[0]["windows"], "peak_rss_mb": _median(runs, "peak_rss_mb"),
+    return {"seconds": median(runs, "seconds"), "hours": runs[0]["hours"],
+            "windows": runs[0]["windows"], "peak_rss_mb": median(runs, "peak_rss_mb"),
             "hours_per_s": statistics.median(r["hours"] / r["seconds"] for r in runs)}
 
 

@@ -24,8 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+if __package__ in (None, ""):  # run as a script: import this folder as the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT, min_median_max  # noqa: E402
+
+HERE = ROOT / "benchmarks"
 SHAPE = (32, 19, 30, 200)
 
 
@@ -137,7 +140,7 @@ def main(argv=None) -> int:
     (HERE / "results" / f"train_{args.device.split(':')[0]}.json").write_text(
         json.dumps(results, indent=1))
     if args.write:
-        from docs_blocks import write
+        from benchmarks.docs_blocks import write
 
         write()
     return 0
@@ -153,8 +156,7 @@ def render(results: dict) -> str:
     runs, meta = runs_of(results), results.get("args", {})
 
     def mmm(impl, key, fmt):
-        v = sorted(r[key] for r in runs[impl])
-        return " / ".join(fmt.format(x) for x in (v[0], statistics.median(v), v[-1]))
+        return min_median_max((r[key] for r in runs[impl]), fmt)
 
     n = {impl: len(rs) for impl, rs in runs.items()}
     per_process = (f"{meta['steps']} steps after {meta['warmup']} warm-up per process, "

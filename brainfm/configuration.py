@@ -93,6 +93,16 @@ def dataset_prep_configs(name: str, inline: dict | None = None):
     return prep_configs(cfg)
 
 
+def declared_dataset(name: str):
+    """The :class:`DatasetSpec` that ``conf/dataset/<name>.yaml`` declares (a packaged one, or
+    one of a ``--config-dir`` inside an entry point), or None when there is no such config,
+    e.g. for a dataset defined inside an experiment file. Its licence, paradigm and citation
+    are the dataset's facts that model cards and baselines read."""
+    if name not in config_options("dataset"):
+        return None
+    return dataset_prep_configs(name)[0]
+
+
 def prep_configs(cfg):
     """(DatasetSpec, StandardiseConfig) from a composed config; the dataset's own
     ``standardise`` block overrides single keys of the standardise group."""

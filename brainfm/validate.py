@@ -12,10 +12,6 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-#: what :func:`brainfm.bench.pipelines.make_pipeline` builds
-PIPELINE_KINDS = ("classical", "probe", "finetune", "scratch", "eegnet", "shallow")
-#: the kinds that can z-score their features per subject (brainfm.bench.subject_norm)
-SUBJECT_NORM_KINDS = ("classical", "probe")
 
 
 class ConfigProblems(ConfigError):
@@ -271,6 +267,8 @@ def _backbone_problems(where: str, spec: dict) -> list[str]:
 
 
 def _pipeline_problems(pname: str, spec, known: set[str]) -> list[str]:
+    from .bench.pipelines import PIPELINE_KINDS, PROBE_READOUTS, SUBJECT_NORM_KINDS
+
     where = f"pipelines.{pname}"
     if not isinstance(spec, dict):
         return [f"{where}={spec!r}; give {{kind: ..., <options>}}, or null to drop an "
@@ -290,8 +288,6 @@ def _pipeline_problems(pname: str, spec, known: set[str]) -> list[str]:
     elif kind == "probe":   # options a linear probe would otherwise silently ignore
         out += _foreign_keys(where, _options(spec), {"backbone", "readout", "subject_norm"},
                              "a probe pipeline")
-        from .bench.pipelines import PROBE_READOUTS
-
         if spec.get("readout", "recorded") not in PROBE_READOUTS:
             out.append(f"{where}.readout={spec.get('readout')!r}; use one of "
                        f"{list(PROBE_READOUTS)}")

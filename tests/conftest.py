@@ -6,6 +6,7 @@ import os
 import pytest
 
 from brainfm.paths import data_root as _data_root
+from brainfm.paths import sample_root
 
 
 def _in_ci() -> bool:
@@ -37,3 +38,18 @@ def prepared_stores(data_root, tmp_path_factory):
         spec, std = load_configs(name)
         summaries[name] = prepare(spec, std, data_root, root / name, progress=False)
     return root, summaries
+
+
+@pytest.fixture(scope="session")
+def sample_store_root(tmp_path_factory):
+    """A store root holding ``eegmat_sample`` (the embedded 4-subject sample), prepared once
+    per session as ``brainfm-prep dataset=eegmat_sample`` would. Tests read it; a test that
+    changes a store prepares its own."""
+    from brainfm.data.prep import prepare
+
+    from .helpers import load_configs
+
+    spec, std = load_configs("eegmat_sample")
+    root = tmp_path_factory.mktemp("sample_stores")
+    prepare(spec, std, sample_root(), root / spec.store_name(), progress=False, n_jobs=1)
+    return root

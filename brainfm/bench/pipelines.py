@@ -19,6 +19,12 @@ from ..data.loading import WindowDataset, batch_loader
 from .probe import FeatureCache, linear_probe
 
 
+#: what :func:`make_pipeline` builds
+PIPELINE_KINDS = ("classical", "probe", "finetune", "scratch", "eegnet", "shallow")
+#: the kinds that can z-score their features per subject (:mod:`.subject_norm`)
+SUBJECT_NORM_KINDS = ("classical", "probe")
+
+
 @dataclass
 class FoldPrediction:
     rows: np.ndarray                 # test rows of the window table
@@ -395,8 +401,7 @@ def recorded_layer(backbone: dict) -> int | None:
 
 
 def make_pipeline(spec: dict, cache_dir):
-    """A pipeline from its config: ``{"kind": classical|probe|finetune|scratch|eegnet|shallow,
-    ...}``."""
+    """A pipeline from its config: ``{"kind": <one of PIPELINE_KINDS>, ...}``."""
     spec = dict(spec)
     kind = spec.pop("kind")
     spec.pop("name", None)
@@ -406,10 +411,9 @@ def make_pipeline(spec: dict, cache_dir):
         return ProbePipeline(spec["backbone"], cache_dir,
                              readout=spec.get("readout", "recorded"),
                              subject_norm=spec.get("subject_norm", False))
-    if kind in ("finetune", "scratch", "eegnet", "shallow"):
-        if spec.pop("subject_norm", False):
-            raise ValueError(f"subject_norm: a {kind} pipeline trains on windows, not on "
-                             "features it could normalise -> drop subject_norm for it")
-        return NeuralPipeline(kind, cache_dir=cache_dir, **spec)
-    raise ValueError(f"pipeline kind {kind!r}; use classical, probe, finetune, scratch, "
-                     "eegnet or shallow")
+    if kind not in PIPELINE_KINDS:
+        raise ValueError(f"pipeline kind {kind!r}; use one of {list(PIPELINE_KINDS)}")
+    if spec.pop("subject_norm", False):
+        raise ValueError(f"subject_norm: a {kind} pipeline trains on windows, not on "
+                         "features it could normalise -> drop subject_norm for it")
+    return NeuralPipeline(kind, cache_dir=cache_dir, **spec)

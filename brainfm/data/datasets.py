@@ -3,7 +3,9 @@
 A spec is plain data (it comes from ``conf/dataset/*.yaml``): a folder or archive under the
 data root, globs for the recordings, one regular expression whose named groups (``subject``,
 ``session``, ``run``, ``label``) are read off each relative path, a label source and a
-windowing rule. Nothing here is specific to one dataset; the YAML files are.
+windowing rule. Nothing here is specific to one dataset; the YAML files are, and so are the
+facts about a dataset that the rest of brainfm reads: its licence (the model card of weights
+trained on it), its paradigm (the classical baselines it is compared with) and its citation.
 """
 from __future__ import annotations
 
@@ -33,6 +35,12 @@ class WindowSpec:
     reject_max_abs: float | None = None     # standardised units (1.0 = 100 uV by default)
 
 
+#: The experimental paradigms a dataset can declare; each has its own classical baselines.
+PARADIGMS = ("ssvep", "erp", "task", "rest", "epilepsy")
+#: Facts about a dataset's source: they change no window of its store, so no store hash.
+FACT_FIELDS = ("licence", "paradigm", "citation")
+
+
 @dataclass
 class DatasetSpec:
     name: str
@@ -48,6 +56,9 @@ class DatasetSpec:
     description: str = ""
     views: dict = field(default_factory=dict)  # other ways to cut the same recordings
     view: str | None = None                    # which view this spec is (None: the task's)
+    licence: str | None = None                 # the source's terms, for model cards
+    paradigm: str | None = None                # one of PARADIGMS, for the classical baselines
+    citation: str = ""                         # what to cite when using the recordings
 
     @classmethod
     def from_dict(cls, cfg) -> "DatasetSpec":
@@ -90,6 +101,9 @@ class DatasetSpec:
             if missing:
                 raise ConfigError(f"dataset.labels.map names classes {missing} missing from "
                                   f"dataset.labels.classes={self.labels.classes}")
+        if self.paradigm is not None and self.paradigm not in PARADIGMS:
+            raise ConfigError(f"dataset {self.name!r}: paradigm={self.paradigm!r}; use one of "
+                              f"{list(PARADIGMS)}, or leave it out")
         if self.path_regex:
             try:
                 re.compile(self.path_regex)
@@ -123,6 +137,11 @@ class DatasetSpec:
                       views={}, view=view)
         out.validate()
         return out
+
+    def recipe(self) -> dict:
+        """The spec as plain data without its :data:`FACT_FIELDS`: what decides the contents
+        of its store (declaring a licence does not make a prepared store stale)."""
+        return {k: v for k, v in asdict(self).items() if k not in FACT_FIELDS}
 
     def store_name(self) -> str:
         """The store folder's name: the dataset's, plus ``.<view>`` for a view."""

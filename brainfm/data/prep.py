@@ -74,7 +74,7 @@ class PrepSummary:
 
 
 def config_hash(spec: DatasetSpec, std: StandardiseConfig, dtype: str) -> str:
-    blob = json.dumps({"format": STORE_FORMAT, "dataset": asdict(spec),
+    blob = json.dumps({"format": STORE_FORMAT, "dataset": spec.recipe(),
                        "standardise": std.as_dict(), "dtype": dtype},
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.readers import RECORDING_SUFFIXES  # a folder input embeds every such file in it
 from ..errors import BrainfmError
 
-#: File endings of recordings brainfm reads (a folder input embeds every such file in it).
-RECORDING_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt",
-                      ".eeg", ".lay", ".mff", ".csv", ".mat", ".ds", ".con", ".sqd")
 COMMAND = "brainfm-embed"
 #: What brainfm-embed writes into its output folder (besides its marker).
 OUTPUT_FILES = ("windows.parquet", "windows.npy", "recordings.parquet", "recordings.npy",

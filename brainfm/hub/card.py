@@ -2,22 +2,12 @@
 
 Front matter in the hub's model-card metadata format (library, tags, datasets), then what
 the model is, the data contract, the corpus, the objective, the held-out figures beside the
-trivial predictors, how to load it, and the licences of the corpus datasets.
+trivial predictors, how to load it, and the licences of the corpus datasets (each dataset's
+config declares its own: ``licence:`` and ``citation:``).
 """
 from __future__ import annotations
 
-#: Licences of the datasets brainfm ships configs for (from their sources' terms).
-DATASET_LICENCES = {
-    "eegmat": "PhysioNet 'EEG During Mental Arithmetic Tasks', ODC-By 1.0 (attribution)",
-    "eegmat_sample": "derived from PhysioNet 'EEG During Mental Arithmetic Tasks', ODC-By 1.0 "
-                     "(attribution)",
-    "eegmmidb_baseline": "PhysioNet EEG Motor Movement/Imagery Dataset, ODC-By 1.0 "
-                         "(attribution)",
-    "ssvep_exoskeleton": "CC0 1.0",
-    "muse_p300": "BSD-3-Clause",
-    "bonn": "Bonn epilepsy segments: cite Andrzejak et al. 2001",
-    "delhi": "Delhi (Neurology & Sleep Centre) epilepsy segments: cite Swami et al. 2016",
-}
+from ..configuration import declared_dataset
 
 _FAMILY_TEXT = {
     "criss_cross": "a criss-cross transformer (CBraMod-style: spatial and temporal attention "
@@ -77,6 +67,17 @@ def _readout_text(readout: dict | None) -> str:
     if not readout or readout.get("layer") is None:
         return "the last layer, mean over real channels and patches"
     return f"layer {readout['layer']} (0 = first), mean over real channels and patches"
+
+
+def _licence_text(name: str) -> str:
+    """The licence (and citation) that dataset ``name``'s config declares."""
+    spec = declared_dataset(name)
+    if spec is None:
+        return "no dataset config of this name was found; see the dataset source for its terms"
+    if not spec.licence:
+        return (f"its config declares no licence (add `licence:` to conf/dataset/{name}.yaml);"
+                " see the dataset source for its terms")
+    return spec.licence + (f"; cite {spec.citation}" if spec.citation else "")
 
 
 def model_card(config: dict) -> str:
@@ -150,8 +151,7 @@ def model_card(config: dict) -> str:
              "pickled code.", "",
              "## Licences of the corpus datasets", ""]
     if datasets:
-        body += [f"- {d}: {DATASET_LICENCES.get(d, 'see the dataset source for its terms')}"
-                 for d in datasets]
+        body += [f"- {d}: {_licence_text(d)}" for d in datasets]
         body += ["", "The weights are derived from these recordings; attribution-requiring "
                  "licences (ODC-By) ask you to credit the sources when you share them."]
     else:
@@ -159,4 +159,4 @@ def model_card(config: dict) -> str:
     return "\n".join(front + body) + "\n"
 
 
-__all__ = ["DATASET_LICENCES", "model_card"]
+__all__ = ["model_card"]

@@ -192,15 +192,7 @@ def test_bench_name_is_checked_with_an_explicit_run_folder(tmp_path):
     assert not (tmp_path.parent / "x").exists()
 
 
-@pytest.fixture(scope="module")
-def sample_stores(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sample_stores")
-    spec, std = load_configs("eegmat_sample")
-    prepare(spec, std, SAMPLE.parent, root / "eegmat_sample", progress=False, n_jobs=1)
-    return root
-
-
-def test_dropping_an_inherited_pipeline_with_null(tmp_path, sample_stores):
+def test_dropping_an_inherited_pipeline_with_null(tmp_path, sample_store_root):
     """`pipelines: {name: null}` in an experiment file drops what it inherits (Hydra's usual
     way), so bench_demo's classical baselines run without a checkpoint."""
     configs = user_experiment(
@@ -209,7 +201,7 @@ def test_dropping_an_inherited_pipeline_with_null(tmp_path, sample_stores):
         "  criss_cross_probe: null\n  criss_cross_probe_random: null\n"
         "  criss_cross_finetune: null\n")
     out = run_tool("brainfm-bench", "--config-dir", configs,
-                   "experiment=classical_only", f"store_root={sample_stores}",
+                   "experiment=classical_only", f"store_root={sample_store_root}",
                    f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/run",
                    "progress=false", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

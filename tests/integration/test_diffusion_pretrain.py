@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import diffusion_checks, diffusion_probe
 from brainfm.checkpoint import from_pretrained
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 
 pytestmark = [pytest.mark.slow]
@@ -48,8 +47,6 @@ def test_diffusion_pretraining_from_one_command(tmp_path):
 
 def _checks_against_step(run: Path) -> None:
     """benchmarks/diffusion_checks.py --snapshots scores the kept steps on the same inputs."""
-    import diffusion_checks
-
     kept = sorted(p.name for p in (run / "checkpoints").glob("step-*.ckpt"))
     assert kept == ["step-0000020.ckpt", "step-0000040.ckpt"], kept
     out = diffusion_checks.main([str(run), "--snapshots", "--per-bin", "8"])
@@ -68,8 +65,6 @@ def _probe_features(run: Path, tmp_path: Path) -> None:
     """benchmarks/diffusion_probe.py: pooled latents of 5 s pieces of the continuous view,
     labelled by the dataset's own rule, trained and random weights."""
     import numpy as np
-
-    import diffusion_probe
 
     out = tmp_path / "lat.npz"
     store = tmp_path / "stores" / "eegmat_sample.continuous"

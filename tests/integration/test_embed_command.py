@@ -13,7 +13,7 @@ import brainfm
 from brainfm.embed import embed_dataset
 from brainfm.embed.command import main
 from brainfm.models.criss_cross import CrissCrossTransformer
-from brainfm.paths import data_root, sample_root
+from brainfm.paths import sample_root
 
 from ..helpers import load_configs
 
@@ -30,16 +30,6 @@ def checkpoint(tmp_path_factory):
     return brainfm.save_pretrained(model, tmp_path_factory.mktemp("ck") / "ck",
                                    datasets=["eegmat_sample"], standardise=std.as_dict(),
                                    sfreq=200.0, window_s=5.0, sensor_types=["eeg"])
-
-
-@pytest.fixture(scope="module")
-def store_root(tmp_path_factory):
-    from brainfm.data.prep import prepare
-
-    spec, std = load_configs("eegmat_sample")
-    root = tmp_path_factory.mktemp("stores")
-    prepare(spec, std, data_root(), root / "eegmat_sample", progress=False)
-    return root
 
 
 def test_folder_of_recordings(checkpoint, tmp_path, capsys):
@@ -64,10 +54,10 @@ def test_folder_of_recordings(checkpoint, tmp_path, capsys):
     assert info["input_kind"] == "files" and info["n_windows"] == len(table)
 
 
-def test_dataset_name_reads_its_store_with_labels(checkpoint, store_root, tmp_path, capsys):
+def test_dataset_name_reads_its_store_with_labels(checkpoint, sample_store_root, tmp_path, capsys):
     out = tmp_path / "emb"
     assert main([f"checkpoint={checkpoint}", "input=eegmat_sample", f"out={out}",
-                 f"store_root={store_root}", "progress=true"]) == 0
+                 f"store_root={sample_store_root}", "progress=true"]) == 0
     assert "brainfm embed eegmat_sample" in capsys.readouterr().err  # the progress bar
     table = pd.read_parquet(out / "windows.parquet")
     assert set(table["label_name"]) == {"rest", "arithmetic"}
@@ -79,13 +69,13 @@ def test_dataset_name_reads_its_store_with_labels(checkpoint, store_root, tmp_pa
     assert np.abs(a - files.windows).max() < 0.05  # float16 store vs float32 in memory
 
 
-def test_store_standardised_otherwise_is_refused(store_root, tmp_path, capsys):
+def test_store_standardised_otherwise_is_refused(sample_store_root, tmp_path, capsys):
     _, std = load_configs("eegmat_sample", ["standardise.h_freq=40.0"])
     ck = brainfm.save_pretrained(CrissCrossTransformer(d_model=16, n_layers=1, n_heads=2,
                                                        d_ff=32), tmp_path / "ck",
                                  standardise=std.as_dict(), sfreq=200.0)
     assert main([f"checkpoint={ck}", "input=eegmat_sample", f"out={tmp_path / 'e'}",
-                 f"store_root={store_root}"]) == 2
+                 f"store_root={sample_store_root}"]) == 2
     err = capsys.readouterr().err
     assert "standardised otherwise than the checkpoint expects (h_freq: store 75.0 vs " \
            "checkpoint 40.0)" in err
@@ -106,13 +96,13 @@ def test_help_and_bad_arguments(capsys):
     assert "progress='maybe': use true or false" in capsys.readouterr().err
 
 
-def test_fixed_montage_checkpoint_gets_its_channel_order_from_store_and_files(store_root,
+def test_fixed_montage_checkpoint_gets_its_channel_order_from_store_and_files(sample_store_root,
                                                                               tmp_path):
     """An ACPE checkpoint whose channel set is the sample's in another order: store windows
     are reordered by name as prepare orders the files, so both give the same embeddings."""
     from brainfm.data.store import CorpusStore
 
-    store = CorpusStore(store_root / "eegmat_sample")
+    store = CorpusStore(sample_store_root / "eegmat_sample")
     key = store.recordings.loc[store.recordings["relpath"] == "Subject00_1.edf", "key"].iloc[0]
     channels = store.ch_names(key)[::-1]
     _, std = load_configs("eegmat_sample")
@@ -125,7 +115,7 @@ def test_fixed_montage_checkpoint_gets_its_channel_order_from_store_and_files(st
     one = tmp_path / "one"
     one.mkdir()
     (one / "Subject00_1.edf").symlink_to(SAMPLE / "Subject00_1.edf")
-    from_store = embed_dataset(ck, "eegmat_sample", store_root=store_root, progress=False)
+    from_store = embed_dataset(ck, "eegmat_sample", store_root=sample_store_root, progress=False)
     from_file = embed_dataset(ck, one, progress=False)
     rows = (from_store.table["recording"] == "Subject00_1.edf").to_numpy()
     assert rows.sum() == len(from_file.windows) == 12

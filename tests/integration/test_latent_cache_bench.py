@@ -3,7 +3,7 @@ as the backbone gives (to float16 rounding), the backbone run once per window ho
 epochs and folds, and a new cache file for a changed checkpoint.
 
 On a quarter of the eegmat sample that ships in the package (4 subjects, 24 windows of 19
-channels x 5 s), prepared once per module, with an ``eegdm_tiny``-sized backbone.
+channels x 5 s; the session's ``sample_store_root``), with an ``eegdm_tiny``-sized backbone.
 """
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from brainfm.data.loading import WindowDataset
 from brainfm.models.adapters import get_adapter
 from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 from brainfm.models.latent_cache import CachedLatentWindows, LatentCache, cached_latent_windows
-from brainfm.paths import sample_root
 
-from ..helpers import load_configs
 
 pytestmark = [pytest.mark.slow]
 
@@ -29,13 +27,8 @@ TINY = dict(d_model=16, d_state=16, n_layers=2, d_cond=32, d_time_embed=16)  # e
 
 
 @pytest.fixture(scope="module")
-def windows(tmp_path_factory):
-    from brainfm.data.prep import prepare
-
-    spec, std = load_configs("eegmat_sample")
-    root = tmp_path_factory.mktemp("stores") / "eegmat_sample"
-    prepare(spec, std, sample_root(), root, progress=False)
-    full = WindowDataset([root])
+def windows(sample_store_root):
+    full = WindowDataset([sample_store_root / "eegmat_sample"])
     return full.subset(np.arange(0, len(full), 4))   # 24 windows, both classes of 4 subjects
 
 

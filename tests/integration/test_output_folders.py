@@ -19,7 +19,7 @@ from brainfm.outputs import MARKER
 from brainfm.paths import sample_root
 
 from ..helpers import damage_archive, run_tool
-from .test_embed_command import checkpoint, store_root  # noqa: F401 (fixtures)
+from .test_embed_command import checkpoint  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.real_data
 
@@ -46,8 +46,8 @@ def _embed(*args):
     return run_tool("brainfm-embed", *args, "progress=false")
 
 
-def test_embed_into_a_store_is_refused_and_the_store_still_reads(checkpoint, store_root):
-    store = store_root / "eegmat_sample"
+def test_embed_into_a_store_is_refused_and_the_store_still_reads(checkpoint, sample_store_root):
+    store = sample_store_root / "eegmat_sample"
     before = _tree(store)
     done = _embed(f"checkpoint={checkpoint}", f"input={store}", f"out={store}")
     assert done.returncode == 2, done.stderr

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 import brainfm
+from brainfm.data.readers import READERS, RECORDING_SUFFIXES
+from brainfm.embed import core as embed_core
 from brainfm.data.sensors import sensor_features
 from brainfm.data.standardise import standardise
 from brainfm.errors import RecordingError
@@ -49,6 +51,19 @@ def test_every_zoo_file_is_covered(data_root):
     assert found - evoked - set(ZOO) == {"EDF/SC4001EC-Hypnogram.edf"}
     for rel in sorted(evoked):
         assert brainfm.read_recording(data_root / "format_zoo" / rel).n_channels == 30
+
+
+def test_one_table_gives_every_format_its_reader(data_root):
+    """Each zoo file's ending is in the suffix table that read_recording and embed share."""
+    for rel in ZOO:
+        assert rel.lower().endswith(RECORDING_SUFFIXES), rel
+    evoked = brainfm.read_recording(data_root / "format_zoo" / "mne_misc" / "ERP_CORE_P3" /
+                                    "sub-015_ses-P3_task-P3_ave.fif")
+    assert evoked.provenance["reader"] == "mne.read_evokeds"   # '_ave.fif' wins over '.fif'
+    assert brainfm.read_recording(data_root / "format_zoo" / "mne_misc" / "ecog" /
+                                  "sample_ecog_ieeg.fif").provenance["reader"].startswith("mne (")
+    assert embed_core.RECORDING_SUFFIXES is RECORDING_SUFFIXES
+    assert ".zip" in READERS and ".zip" not in RECORDING_SUFFIXES  # an archive is many
 
 
 def test_hypnogram_gives_clear_error_and_reads_as_annotations(data_root):

@@ -1,29 +1,18 @@
 """A truncated or garbled results cell is named, set aside and computed again; the re-run
 gives the table an uninterrupted run gives."""
 import json
-from pathlib import Path
 
 import pytest
 
 from brainfm.bench.runner import run_benchmark
-from brainfm.data.prep import prepare
 
-from ..helpers import load_configs, run_tool, user_experiment
+from ..helpers import run_tool, user_experiment
 
 pytestmark = pytest.mark.real_data
 
-SAMPLE = Path(__file__).resolve().parents[2] / "brainfm" / "sample_data"
 EXPERIMENT = {"datasets": ["eegmat_sample"], "seeds": [0], "max_folds": 2,
               "protocols": {"default": {"name": "loso"}},
               "pipelines": {"ts_lr": {"kind": "classical", "baseline": "ts_lr"}}}
-
-
-@pytest.fixture(scope="module")
-def store_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cells_stores")
-    spec, std = load_configs("eegmat_sample")
-    prepare(spec, std, SAMPLE, root / "eegmat_sample", progress=False, n_jobs=1)
-    return root
 
 
 def _damaged(good: bytes, damage: str, other: bytes) -> bytes:
@@ -60,11 +49,11 @@ DAMAGES = ["truncated", "not a cell", "binary", "empty", "score out of range",
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_invalid_cell_is_set_aside_and_recomputed(tmp_path, store_root, damage):
+def test_invalid_cell_is_set_aside_and_recomputed(tmp_path, sample_store_root, damage):
     """A cell that does not parse, or parses but is no valid result (out-of-range or
     non-numeric scores, rows missing, another cell's content, a folder in its place), is
     named, set aside and computed again: the table is the uninterrupted run's."""
-    first = run_benchmark(EXPERIMENT, store_root, tmp_path, progress=False)
+    first = run_benchmark(EXPERIMENT, sample_store_root, tmp_path, progress=False)
     assert first["computed"] == 2
     expected = (tmp_path / "results.csv").read_text()
     cell, other = sorted((tmp_path / "cells").glob("*.json"))
@@ -76,7 +65,7 @@ def test_invalid_cell_is_set_aside_and_recomputed(tmp_path, store_root, damage):
     else:
         cell.write_bytes(_damaged(good, damage, other.read_bytes()))
     with pytest.warns(RuntimeWarning, match=rf"{cell}: corrupt results cell"):
-        again = run_benchmark(EXPERIMENT, store_root, tmp_path, progress=False)
+        again = run_benchmark(EXPERIMENT, sample_store_root, tmp_path, progress=False)
     assert again["computed"] == 1 and again["skipped"] == 1
     assert (tmp_path / "results.csv").read_text() == expected
     assert json.loads(cell.read_text())["rows"] == json.loads(good)["rows"]
@@ -88,7 +77,7 @@ def test_invalid_cell_is_set_aside_and_recomputed(tmp_path, store_root, damage):
         assert aside[0].read_bytes() != good
 
 
-def test_brainfm_bench_names_the_cell_it_set_aside(tmp_path, store_root):
+def test_brainfm_bench_names_the_cell_it_set_aside(tmp_path, sample_store_root):
     """The command a user runs: a cell with a balanced accuracy of 7.5 is not averaged in;
     the summary says which cell was set aside, and the table is the uninterrupted run's."""
     configs = user_experiment(
@@ -96,7 +85,7 @@ def test_brainfm_bench_names_the_cell_it_set_aside(tmp_path, store_root):
         "protocols:\n  default: {name: loso}\n"
         "pipelines:\n  ts_lr: {kind: classical, baseline: ts_lr}\n")
     args = ["--config-dir", configs, "experiment=cells",
-            f"store_root={store_root}", f"results_dir={tmp_path}/results", "progress=false"]
+            f"store_root={sample_store_root}", f"results_dir={tmp_path}/results", "progress=false"]
     first = run_tool("brainfm-bench", *args, f"hydra.run.dir={tmp_path}/run1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     cell = sorted((tmp_path / "results" / "cells").glob("*.json"))[0]
@@ -110,13 +99,13 @@ def test_brainfm_bench_names_the_cell_it_set_aside(tmp_path, store_root):
             == (tmp_path / "run1" / "results.csv").read_text())
 
 
-def test_cells_follow_the_umask(tmp_path, store_root):
+def test_cells_follow_the_umask(tmp_path, sample_store_root):
     import os
     import stat
 
     old = os.umask(0o002)
     try:
-        run_benchmark(EXPERIMENT, store_root, tmp_path, progress=False)
+        run_benchmark(EXPERIMENT, sample_store_root, tmp_path, progress=False)
     finally:
         os.umask(old)
     cells = list((tmp_path / "cells").glob("*.json"))

@@ -4,7 +4,6 @@ removes the threshold shift between subjects of eyes open vs closed (eegmmidb_ba
 Twelve subjects (S002-S013) keep it to a minute; benchmarks/subject_norm.py measures all 108
 and eegmat's 36 (docs/benchmarks.md, "Per-subject normalisation").
 """
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks import subject_norm as subject_norm_script
 from brainfm.bench.pipelines import make_pipeline
 from brainfm.bench.protocols import LeaveOneSubjectOut
 from brainfm.bench.results import ResultsStore
@@ -24,7 +24,6 @@ from ..helpers import load_configs
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
 NAME = "eegmmidb_baseline"
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "subject_norm.py"
 TINY = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "positional": "sensor"}
 RANDOM = {"model": TINY, "pretrained": False}
 PIPELINES = {"bandpower_lr": {"kind": "classical", "baseline": "bandpower_lr"},
@@ -111,13 +110,6 @@ def test_stateless_features_computed_once_give_the_fold_by_fold_scores(twelve_su
     assert len(pipeline._stateless) == 1            # one dataset's features, kept once
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("subject_norm_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_subject_norm_lifts_balanced_accuracy_of_band_power(twelve_subjects, tmp_path):
     """LOSO over the 12 subjects, band power + LR with and without per-subject
     normalisation, through the runner (as benchmarks/subject_norm.py runs it).
@@ -126,13 +118,13 @@ def test_subject_norm_lifts_balanced_accuracy_of_band_power(twelve_subjects, tmp
     none; CI of the difference +0.10 to +0.32); AUROC 0.988 and 0.977: the ranking was
     already there, the threshold was not.
     """
-    script = _script()
-    result = run_benchmark(script.experiment([NAME], ["bandpower_lr"], None), twelve_subjects,
-                           tmp_path, progress=False)
+    experiment = subject_norm_script.experiment([NAME], ["bandpower_lr"], None)
+    result = run_benchmark(experiment, twelve_subjects, tmp_path, progress=False)
     assert result["computed"] == 24
-    rows = script.per_subject(pd.read_csv(tmp_path / "results.csv", dtype={"subject": str}))
-    table = script.summarise(rows)
-    print("\n" + script.markdown(table))
+    rows = subject_norm_script.per_subject(pd.read_csv(tmp_path / "results.csv",
+                                                       dtype={"subject": str}))
+    table = subject_norm_script.summarise(rows)
+    print("\n" + subject_norm_script.markdown(table))
     summary = table.set_index("metric")
     ba, auroc = summary.loc["balanced_accuracy"], summary.loc["auroc"]
     assert ba["n_subjects"] == 12
@@ -142,4 +134,4 @@ def test_subject_norm_lifts_balanced_accuracy_of_band_power(twelve_subjects, tmp
     # every cell says whether it normalised, in its config and in the cells table
     _, cells = ResultsStore(tmp_path).frames()
     assert (cells["subject_norm"] == cells["pipeline"].str.endswith("_subject_norm")).all()
-    assert "| bandpower_lr | balanced_accuracy | 12 |" in script.markdown(table)
+    assert "| bandpower_lr | balanced_accuracy | 12 |" in subject_norm_script.markdown(table)

@@ -8,6 +8,9 @@ from brainfm.bench.baselines import (CLASSICAL, BandPass, BandPower, CCACorrelat
                                      default_baselines, evaluate_baseline, make_baseline,
                                      stimulation_freqs)
 from brainfm.bench.protocols import LeaveOneSubjectOut
+from brainfm.configuration import declared_dataset
+from brainfm.data.datasets import DatasetSpec
+from brainfm.errors import ConfigError
 
 SFREQ = 200.0
 CLASSES = ["rest", "13Hz", "17Hz", "21Hz"]
@@ -121,10 +124,6 @@ def test_registry_and_paradigm_defaults():
     assert set(CLASSICAL) >= {"csp_lda", "ts_lr", "xdawn_lr", "cca", "bandpower_lr", "fbcca",
                               "psd_lr", "fb_ts_lr", "fbcsp_lda"}
     assert default_baselines("ssvep") == ("fbcca", "psd_lr", "fb_ts_lr")
-    assert default_baselines("muse_p300") == ("xdawn_lr", "ts_lr")
-    assert default_baselines("eegmat") == default_baselines("eegmmidb_baseline") == (
-        "csp_lda", "fbcsp_lda", "fb_ts_lr")
-    assert default_baselines("bonn") == default_baselines("delhi") == ("bandpower_lr",)
     assert default_baselines("task", n_channels=1) == ("bandpower_lr",)
     with pytest.raises(ValueError, match="unknown paradigm"):
         default_baselines("sleep")
@@ -132,6 +131,26 @@ def test_registry_and_paradigm_defaults():
         make_baseline("eegnet")
     with pytest.raises(ValueError, match="freqs"):
         make_baseline("cca")
+
+
+def test_each_dataset_config_declares_the_paradigm_of_its_baselines():
+    """The paradigm is a fact of the dataset's config, not a list of names in code."""
+    declared = {name: declared_dataset(name) for name in
+                ("ssvep_exoskeleton", "muse_p300", "eegmat", "eegmat_sample",
+                 "eegmmidb_baseline", "bonn", "delhi")}
+    assert default_baselines(declared["ssvep_exoskeleton"]) == ("fbcca", "psd_lr", "fb_ts_lr")
+    assert default_baselines(declared["muse_p300"]) == ("xdawn_lr", "ts_lr")
+    assert (default_baselines(declared["eegmat"]) == default_baselines(declared["eegmat_sample"])
+            == default_baselines(declared["eegmmidb_baseline"])
+            == ("csp_lda", "fbcsp_lda", "fb_ts_lr"))
+    assert (default_baselines(declared["bonn"]) == default_baselines(declared["delhi"])
+            == ("bandpower_lr",))
+    assert all(spec.licence for spec in declared.values())
+    own = DatasetSpec.from_dict({"name": "my_study", "path": "/data/my_study"})
+    with pytest.raises(ValueError, match="'my_study' declares no paradigm; add 'paradigm:"):
+        default_baselines(own)
+    with pytest.raises(ConfigError, match="paradigm='sleep'; use one of"):
+        DatasetSpec.from_dict({"name": "my_study", "path": "/data/x", "paradigm": "sleep"})
 
 
 def test_evaluate_baseline_fits_on_train_rows_only():

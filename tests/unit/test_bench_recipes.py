@@ -73,3 +73,11 @@ def test_band_power_runs_with_and_without_per_subject_normalisation(name):
     # has yet to make, are not this test's)
     assert not [p for p in bench_problems(cfg)
                 if ".subject_norm=" in p or "option 'subject_norm'" in p]
+
+
+def test_an_unknown_pipeline_kind_is_refused_naming_the_kinds(tmp_path):
+    with pytest.raises(ValueError, match=r"pipeline kind 'gan'; use one of \['classical', "
+                                         r"'probe', 'finetune', 'scratch', 'eegnet', 'shallow'\]"):
+        make_pipeline({"kind": "gan"}, tmp_path)
+    with pytest.raises(ValueError, match="subject_norm: a eegnet pipeline trains on windows"):
+        make_pipeline({"kind": "eegnet", "subject_norm": True}, tmp_path)

@@ -1,20 +1,9 @@
 """benchmarks/convergence.py reads validation curves through the results store: a corrupt
 cell is set aside with a warning (as brainfm-bench does), not a crash."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from benchmarks import convergence
 from brainfm.bench.results import ResultsStore
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "convergence.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(pipeline: str, fold: int) -> list[dict]:
@@ -38,7 +27,7 @@ def test_curves_come_from_the_cells_and_a_corrupt_cell_is_set_aside(tmp_path):
                       "info": {"seconds": 1.0}}, _rows("csp", 0))     # no curve: left out
     (tmp_path / "cells" / "cut.json").write_text('{"config": {"dataset"')
     with pytest.warns(RuntimeWarning, match="cut.json: corrupt results cell"):
-        curves = _script().read_curves(tmp_path)
+        curves = convergence.read_curves(tmp_path)
     assert list(curves) == [("eegmat", "finetune")]
     entry = curves["eegmat", "finetune"]
     assert [c.tolist() for c in entry["curves"]] == [[0.6, 0.7, 0.72], [0.5, 0.8, 0.79]]
@@ -47,5 +36,5 @@ def test_curves_come_from_the_cells_and_a_corrupt_cell_is_set_aside(tmp_path):
 
 def test_a_folder_without_cells_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no cells/ folder"):
-        _script().read_curves(tmp_path)
+        convergence.read_curves(tmp_path)
     assert not (tmp_path / "cells").exists()

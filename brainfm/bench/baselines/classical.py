@@ -28,18 +28,16 @@ import time
 
 import numpy as np
 import pandas as pd
-from mne.decoding import CSP
-from mne.utils import use_log_level
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.metaestimators import available_if
 
+from ...data.datasets import PARADIGMS, DatasetSpec
 from ..metrics import classification_metrics
 from .filterbank import FBCCA_BANDS, BandPass, fb_ts_lr, fbcsp_lda, psd_lr
+from .steps import QuietCSP, as_float64, balanced_logistic, float64_step, float64_windows
 
-MAX_ITER = 5000  # logistic regressions on standardised features converge well before this
 BANDS = {"delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0),
          "beta": (13.0, 30.0), "gamma": (30.0, 70.0)}  # gamma stops below the 75 Hz low-pass
 
@@ -78,43 +76,8 @@ def arrays_from_store(dataset, rows=None, chunk: int = 512) -> tuple[np.ndarray,
     return X, y
 
 
-def _as_float64(X):
-    return np.asarray(X, dtype=np.float64)
-
-
-def _windows_float64(X) -> np.ndarray:
-    """(windows, channels, times) as float64, or an error saying which shape came instead."""
-    X = _as_float64(X)
-    if X.ndim != 3:
-        raise ValueError(f"X must be (windows, channels, times), got shape {X.shape}")
-    return X
-
-
-def _float64():
-    """First pipeline step: covariances of float32 windows lose digits the solvers need."""
-    return FunctionTransformer(_as_float64)
-
-
-def _logistic(C: float = 1.0) -> LogisticRegression:
-    """Class-balanced LR: the benchmark's headline metric is balanced accuracy, and with
-    unweighted classes a rare class (ERP targets, ictal segments) is simply never answered."""
-    return LogisticRegression(C=C, class_weight="balanced", max_iter=MAX_ITER)
-
-
 # ---------------------------------------------------------------------------------------------
 # multichannel pipelines (MNE, pyRiemann)
-
-
-class QuietCSP(CSP):
-    """MNE's CSP without the INFO lines (rank, covariances) it logs on every fit."""
-
-    def fit(self, X, y):
-        with use_log_level("warning"):
-            return super().fit(X, y)
-
-    def transform(self, X):
-        with use_log_level("warning"):
-            return super().transform(X)
 
 
 def csp_lda(n_components: int = 4, reg="ledoit_wolf", rank="full", band=(8.0, 30.0),
@@ -131,7 +94,7 @@ def csp_lda(n_components: int = 4, reg="ledoit_wolf", rank="full", band=(8.0, 30
     """
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    first = ("float64", _float64()) if band is None else ("band", BandPass(tuple(band), sfreq))
+    first = ("float64", float64_step()) if band is None else ("band", BandPass(tuple(band), sfreq))
     return Pipeline([first,
                      ("csp", QuietCSP(n_components=n_components, reg=reg, log=True,
                                       norm_trace=False, rank=rank)),
@@ -147,9 +110,9 @@ def tangent_space_lr(C: float = 1.0) -> Pipeline:
     from pyriemann.estimation import Covariances
     from pyriemann.tangentspace import TangentSpace
 
-    return Pipeline([("float64", _float64()), ("cov", Covariances(estimator="oas")),
+    return Pipeline([("float64", float64_step()), ("cov", Covariances(estimator="oas")),
                      ("ts", TangentSpace(metric="riemann")), ("scale", StandardScaler()),
-                     ("lr", _logistic(C=C))])
+                     ("lr", balanced_logistic(C=C))])
 
 
 def xdawn_lr(nfilter: int = 2, C: float = 1.0) -> Pipeline:
@@ -163,11 +126,11 @@ def xdawn_lr(nfilter: int = 2, C: float = 1.0) -> Pipeline:
     from pyriemann.estimation import XdawnCovariances
     from pyriemann.tangentspace import TangentSpace
 
-    return Pipeline([("float64", _float64()),
+    return Pipeline([("float64", float64_step()),
                      ("xdawn", XdawnCovariances(nfilter=nfilter, estimator="oas",
                                                 xdawn_estimator="scm")),
                      ("ts", TangentSpace(metric="riemann")), ("scale", StandardScaler()),
-                     ("lr", _logistic(C=C))])
+                     ("lr", balanced_logistic(C=C))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +161,7 @@ class BandPower(TransformerMixin, BaseEstimator):
         bands = self.bands or BANDS
         out = np.empty((len(X), X.shape[1] * len(bands)))
         for lo in range(0, len(X), self.chunk):
-            out[lo:lo + self.chunk] = self._log_power(_as_float64(X[lo:lo + self.chunk]), bands)
+            out[lo:lo + self.chunk] = self._log_power(as_float64(X[lo:lo + self.chunk]), bands)
         return out
 
     def _log_power(self, X: np.ndarray, bands: dict) -> np.ndarray:
@@ -224,7 +187,8 @@ def bandpower_lr(sfreq: float = 200.0, C: float = 1.0, bands=None) -> Pipeline:
     posterior-alpha baseline of resting-state tasks.
     """
     bands = None if bands is None else {k: tuple(v) for k, v in dict(bands).items()}
-    return make_pipeline(BandPower(sfreq=sfreq, bands=bands), StandardScaler(), _logistic(C=C))
+    return make_pipeline(BandPower(sfreq=sfreq, bands=bands), StandardScaler(),
+                         balanced_logistic(C=C))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +235,7 @@ class CCACorrelations(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        X = _windows_float64(X)
+        X = float64_windows(X)
         n_times = X.shape[-1]
         refs = [_orthonormal_basis(reference_signals(f, n_times, self.sfreq, self.n_harmonics))
                 for f in self.freqs]
@@ -347,7 +311,7 @@ class SSVEPCCA(ClassifierMixin, BaseEstimator):
         elif self.readout == "logistic":
             if y is None:
                 raise ValueError("readout='logistic' learns from labels: fit(X, y)")
-            self.readout_ = make_pipeline(StandardScaler(), _logistic(C=self.C))
+            self.readout_ = make_pipeline(StandardScaler(), balanced_logistic(C=self.C))
             self.readout_.fit(self.correlations(X), np.asarray(y))
             self.classes_ = self.readout_.classes_
         else:
@@ -389,26 +353,30 @@ CLASSICAL = {"csp_lda": csp_lda, "ts_lr": tangent_space_lr, "xdawn_lr": xdawn_lr
              "cca": ssvep_cca, "bandpower_lr": bandpower_lr, "fbcca": ssvep_fbcca,
              "psd_lr": psd_lr, "fb_ts_lr": fb_ts_lr, "fbcsp_lda": fbcsp_lda}
 
+#: per paradigm (every one of PARADIGMS), its standard baselines
 _DEFAULTS = {"ssvep": ("fbcca", "psd_lr", "fb_ts_lr"), "erp": ("xdawn_lr", "ts_lr"),
              "task": ("csp_lda", "fbcsp_lda", "fb_ts_lr"),
              "rest": ("csp_lda", "fbcsp_lda", "fb_ts_lr"), "epilepsy": ("bandpower_lr",)}
 
-DATASET_PARADIGMS = {"ssvep_exoskeleton": "ssvep", "muse_p300": "erp", "eegmat": "task",
-                     "eegmmidb_baseline": "rest", "bonn": "epilepsy", "delhi": "epilepsy"}
 _NEEDS_SFREQ = {"cca", "fbcca", "bandpower_lr", "csp_lda", "psd_lr", "fb_ts_lr", "fbcsp_lda"}
 
 
-def default_baselines(paradigm: str, n_channels: int | None = None) -> tuple[str, ...]:
+def default_baselines(paradigm, n_channels: int | None = None) -> tuple[str, ...]:
     """Names (keys of :data:`CLASSICAL`) of the standard baselines of a paradigm.
 
-    ``paradigm``: ``ssvep``, ``erp``, ``task``/``rest`` (oscillatory state), ``epilepsy``,
-    or a dataset name of :data:`DATASET_PARADIGMS`. Single-channel data gets
-    ``bandpower_lr`` whatever the paradigm: CSP and covariances need >= 2 channels.
+    ``paradigm``: one of :data:`~brainfm.data.datasets.PARADIGMS` (``ssvep``, ``erp``,
+    ``task``/``rest`` (oscillatory state), ``epilepsy``), or a
+    :class:`~brainfm.data.datasets.DatasetSpec`, whose config declares its own. Single-channel
+    data gets ``bandpower_lr`` whatever the paradigm: CSP and covariances need >= 2 channels.
     """
-    paradigm = DATASET_PARADIGMS.get(paradigm, paradigm)
+    if isinstance(paradigm, DatasetSpec):
+        if paradigm.paradigm is None:
+            raise ValueError(f"dataset {paradigm.name!r} declares no paradigm; add "
+                             f"'paradigm: <one of {list(PARADIGMS)}>' to its config")
+        paradigm = paradigm.paradigm
     if paradigm not in _DEFAULTS:
-        raise ValueError(f"unknown paradigm {paradigm!r}; one of {sorted(_DEFAULTS)} or a "
-                         f"dataset of {sorted(DATASET_PARADIGMS)}")
+        raise ValueError(f"unknown paradigm {paradigm!r}; one of {list(PARADIGMS)} (a dataset "
+                         "declares its own as 'paradigm:' in its config)")
     if n_channels is not None and int(n_channels) < 2:
         return ("bandpower_lr",)
     return _DEFAULTS[paradigm]

@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from .steps import QuietCSP, balanced_logistic, float64_windows
+
 MU_BETA = (8.0, 30.0)
 # 4 Hz-wide bands from 4 to 40 Hz, as in filter-bank CSP
 FBCSP_BANDS = tuple((lo, lo + 4.0) for lo in range(4, 40, 4))
@@ -28,13 +30,6 @@ RHYTHM_BANDS = ((4.0, 8.0), (8.0, 13.0), (13.0, 20.0), (20.0, 30.0), (30.0, 45.0
 SSVEP_BANDS = ((11.0, 15.0), (15.0, 19.0), (19.0, 23.0), (25.0, 35.0), (35.0, 45.0))
 # filter-bank CCA: sub-band m from 8m Hz up to below the store's 75 Hz low-pass
 FBCCA_BANDS = tuple((8.0 * m, 74.0) for m in range(1, 6))
-
-
-def _windows(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 3:
-        raise ValueError(f"X must be (windows, channels, times), got shape {X.shape}")
-    return X
 
 
 class BandPass(TransformerMixin, BaseEstimator):
@@ -56,7 +51,7 @@ class BandPass(TransformerMixin, BaseEstimator):
             raise ValueError(f"band {lo}-{hi} Hz must lie inside (0, {self.sfreq / 2:g}) Hz "
                              f"at {self.sfreq:g} Hz; choose a band below Nyquist")
         sos = butter(self.order, [lo, hi], "bandpass", fs=self.sfreq, output="sos")
-        return sosfiltfilt(sos, _windows(X), axis=-1)
+        return sosfiltfilt(sos, float64_windows(X), axis=-1)
 
 
 class LogPSD(TransformerMixin, BaseEstimator):
@@ -77,7 +72,7 @@ class LogPSD(TransformerMixin, BaseEstimator):
     def transform(self, X):
         from scipy.signal import welch
 
-        X = _windows(X)
+        X = float64_windows(X)
         nperseg = min(X.shape[-1], int(round(self.seg_s * self.sfreq)))
         freqs, psd = welch(X, fs=self.sfreq, nperseg=nperseg, axis=-1)
         keep = (freqs >= self.band[0]) & (freqs <= self.band[1])
@@ -90,10 +85,8 @@ def psd_lr(sfreq: float = 200.0, band=(5.0, 45.0), C: float = 1.0) -> Pipeline:
     """Log-PSD (``band``, 0.5 Hz bins) + scaled class-balanced logistic regression."""
     from sklearn.preprocessing import StandardScaler
 
-    from .classical import _logistic
-
     return Pipeline([("psd", LogPSD(sfreq=sfreq, band=tuple(band))),
-                     ("scale", StandardScaler()), ("lr", _logistic(C=C))])
+                     ("scale", StandardScaler()), ("lr", balanced_logistic(C=C))])
 
 
 def _per_band(make_branch, bands, sfreq: float) -> FeatureUnion:
@@ -112,20 +105,17 @@ def fb_ts_lr(sfreq: float = 200.0, bands=None, C: float = 1.0, paradigm: str = "
     from pyriemann.tangentspace import TangentSpace
     from sklearn.preprocessing import StandardScaler
 
-    from .classical import _logistic
-
     if bands is None:
         bands = {"rhythm": RHYTHM_BANDS, "ssvep": SSVEP_BANDS}[paradigm]
     union = _per_band(lambda: [("cov", Covariances(estimator="oas")),
                                ("ts", TangentSpace(metric="riemann"))], bands, sfreq)
-    return Pipeline([("bank", union), ("scale", StandardScaler()), ("lr", _logistic(C=C))])
+    return Pipeline([("bank", union), ("scale", StandardScaler()),
+                     ("lr", balanced_logistic(C=C))])
 
 
 def fbcsp_lda(sfreq: float = 200.0, bands=FBCSP_BANDS, n_components: int = 4) -> Pipeline:
     """Filter-bank CSP: per band, Ledoit-Wolf CSP log-variance; shrinkage LDA on all bands."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-
-    from .classical import QuietCSP
 
     union = _per_band(lambda: [("csp", QuietCSP(n_components=n_components, reg="ledoit_wolf",
                                                 log=True, norm_trace=False, rank="full"))],

@@ -18,7 +18,57 @@ from .mne_files import read_evoked_file, read_mne_file
 from .muse_csv import is_muse_csv, read_muse_csv
 from .segment_archives import list_segments, read_segment
 
-__all__ = ["read_recording", "from_array", "read_annotations", "list_segments"]
+__all__ = ["FOLDER_SUFFIXES", "READERS", "RECORDING_SUFFIXES", "from_array", "list_segments",
+           "read_annotations", "read_recording", "reader_for"]
+
+
+def _read_archive(path: Path, *, member=None, **_) -> Recording:
+    if member is None:
+        members = list_segments(path)
+        raise RecordingError(path, f"an archive of {len(members)} segments",
+                             f"pass member=, e.g. member={members[0]!r}")
+    return read_segment(path, member)
+
+
+def _read_csv(path: Path, *, sfreq=None, **_) -> Recording:
+    if not is_muse_csv(path):
+        raise RecordingError(path, "a CSV that is not a Muse export",
+                             "load it with numpy and use brainfm.from_array()")
+    return read_muse_csv(path, sfreq=sfreq)
+
+
+def _read_evoked(path: Path, *, condition=None, **_) -> Recording:
+    return read_evoked_file(path, condition=condition)
+
+
+def _read_continuous(path: Path, *, events="auto", **_) -> Recording:
+    return read_mne_file(path, events=events)
+
+
+#: File ending -> reader: the one place that says which reader a file goes to. The longest
+#: ending that matches wins (``-ave.fif`` before ``.fif``); an ending not listed goes to MNE's
+#: continuous reader too, which knows more formats than the ones brainfm is tested on.
+READERS = {
+    **dict.fromkeys((".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt",
+                     ".eeg", ".lay", ".mff", ".mat", ".ds", ".con", ".sqd"), _read_continuous),
+    ".csv": _read_csv,
+    **dict.fromkeys(("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz"), _read_evoked),
+    ".zip": _read_archive,
+}
+#: Endings of files that are one recording each (an archive holds many; a folder input of
+#: ``brainfm-embed`` takes every file with one of these endings).
+RECORDING_SUFFIXES = tuple(ending for ending, read in READERS.items() if read is not _read_archive)
+#: Recording formats that are folders rather than files.
+FOLDER_SUFFIXES = (".ds", ".mff")
+
+
+def reader_for(path: Path):
+    """The reader of ``path``, from :data:`READERS`."""
+    name = Path(path).name.lower()
+    for ending in sorted(READERS, key=len, reverse=True):
+        if name.endswith(ending):
+            return READERS[ending]
+    return _read_continuous
 
 
 def finalise_channels(rec: Recording, ch_types: dict | None = None,
@@ -78,24 +128,10 @@ def read_recording(path, *, subject=None, session=None, run=None, events="auto",
     path = Path(path)
     if not path.exists():
         raise RecordingError(path, "no such file", "check the path and the data root")
-    if path.is_dir() and path.suffix.lower() not in (".ds", ".mff"):
+    if path.is_dir() and path.suffix.lower() not in FOLDER_SUFFIXES:
         raise RecordingError(path, "is a folder", "point at a recording file inside it")
-    suffix = path.suffix.lower()
-    if suffix == ".zip":
-        if member is None:
-            members = list_segments(path)
-            raise RecordingError(path, f"an archive of {len(members)} segments",
-                                 f"pass member=, e.g. member={members[0]!r}")
-        rec = read_segment(path, member)
-    elif suffix == ".csv":
-        if not is_muse_csv(path):
-            raise RecordingError(path, "a CSV that is not a Muse export",
-                                 "load it with numpy and use brainfm.from_array()")
-        rec = read_muse_csv(path, sfreq=sfreq)
-    elif path.name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz")):
-        rec = read_evoked_file(path, condition=condition)
-    else:
-        rec = read_mne_file(path, events=events)
+    rec = reader_for(path)(path, events=events, member=member, condition=condition,
+                           sfreq=sfreq)
     if annotations is not None:
         rec.annotations = read_annotations(annotations)
         rec.provenance["annotation_file"] = str(annotations)
