@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import BrainfmError
+from .formats import MARKER, RUN_CHECKPOINT, checkpoint_folder_files
 
 #: What brainfm-pretrain writes at the top of its run folder (Hydra's .hydra/ and the log
 #: are written before the run starts and do not make a folder a run).
 RUN_FILES = ("model.pt", "result.json", "training_summary.json", "metrics.csv",
              "hparams.yaml")
 CHECKPOINTS = "checkpoints"
-CHECKPOINT_FOLDER = "checkpoint"
+CHECKPOINT_FOLDER = RUN_CHECKPOINT
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:
@@ -58,9 +59,6 @@ def claim_run_folder(folder, resume=None, overwrite: bool = False) -> None:
 
 
 def _remove_run_outputs(folder: Path) -> None:
-    from .hub.folder import checkpoint_folder_files
-    from .outputs import MARKER
-
     for name in RUN_FILES:
         (folder / name).unlink(missing_ok=True)
     for path in _checkpoint_files(folder):
@@ -78,16 +76,17 @@ def _remove_run_outputs(folder: Path) -> None:
 def check_resume_model(resume, model_cfg: dict) -> None:
     """Resuming must build the model the checkpoint holds: a different architecture is
     refused with both configurations named (not a state-dict RuntimeError)."""
-    import torch
+    import torch  # not at the top: brainfm-prep imports this module, torch is slow to load
 
     try:
         ckpt = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)
         saved = dict(ckpt["hyper_parameters"]["model"])
+        saved.pop("family", None)  # recorded since tasks keep it; the architecture is the rest
     except Exception as err:
         raise BrainfmError(f"resume={resume}: cannot read the model configuration it was "
                            f"trained with ({type(err).__name__}: {err}) -> resume from a "
                            "last.ckpt that brainfm-pretrain wrote") from err
-    now = dict(model_cfg)
+    now = {k: v for k, v in dict(model_cfg).items() if k != "family"}
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
         changes = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from brainfm.models.adapters import get_adapter
+from brainfm.bench.adapters import get_adapter
 from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 from brainfm.models.latent_fusion import LatentFusionHead, pool_latents
 
