@@ -181,6 +181,7 @@ def run_summaries(runs: Path, arms, datasets, seeds) -> list[dict]:
 def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict]) -> None:
     from brainfm.bench.subject_norm import standardise_per_subject
     from brainfm.checkpoint import from_pretrained, read_model_config
+    from brainfm.run_folder import run_checkpoint
 
     windows = task_windows(dataset, Path(args.store_root))
     labels = windows.table["label"].to_numpy()
@@ -192,7 +193,7 @@ def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict
     config = None
     for arm in args.arms:
         for s in args.seeds:
-            model_file = run_dir(Path(args.runs), arm, dataset, s) / "model.pt"
+            model_file = run_checkpoint(run_dir(Path(args.runs), arm, dataset, s))
             if not model_file.exists():
                 print(f"  missing {model_file}: arm {arm} seed {s} left out", flush=True)
                 continue

@@ -38,6 +38,18 @@ def run_outputs(folder) -> list[str]:
     return found
 
 
+def run_checkpoint(run) -> Path:
+    """What to load for a finished pretraining run: its checkpoint folder
+    (``<run>/checkpoint``), or, for a run made before folders, its ``model.pt`` (deprecated;
+    read, never written). The folder's path when neither exists (loading it names the
+    problem)."""
+    run = Path(run)
+    folder = run / CHECKPOINT_FOLDER
+    if (folder / "config.json").is_file() or not (run / "model.pt").is_file():
+        return folder
+    return run / "model.pt"
+
+
 def claim_run_folder(folder, resume=None, overwrite: bool = False) -> None:
     """Refuse to start a new run over an earlier one in ``folder`` unless it is resumed
     (``resume``) or ``overwrite`` is set; with ``overwrite`` the earlier run's outputs, and
@@ -97,4 +109,5 @@ def check_resume_model(resume, model_cfg: dict) -> None:
             "the model the run was started with, or start a new run without resume=")
 
 
-__all__ = ["RUN_FILES", "check_resume_model", "claim_run_folder", "run_outputs"]
+__all__ = ["RUN_FILES", "check_resume_model", "claim_run_folder", "run_checkpoint",
+           "run_outputs"]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from brainfm.checkpoint import from_pretrained
 
@@ -38,9 +39,15 @@ def test_diffusion_pretraining_from_one_command(tmp_path):
     # the zero-initialised output starts at the all-zeros predictor (ratio 1); 40 steps on
     # held-out subjects must already do better with the raw weights
     assert val[-1][0] < 0.99 and val[-1][0] < val[0][0] + 1e-6, val
-    model = from_pretrained(run / "model.pt")
+    model = from_pretrained(run / "checkpoint")
     assert isinstance(model, DiffusionDenoiser)
     assert model.extra["datasets"] == ["eegmat_sample"] and model.extra["sfreq"] == 200.0
+    assert not (run / "model.pt").exists()  # the checkpoint folder is the one format written
+    # the EMA weights are exported beside the weights, and are the run's EMA
+    ema = from_pretrained(run / "checkpoint", weights="ema")
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    for name, value in ema.state_dict().items():
+        assert torch.equal(value, ckpt["state_dict"][f"ema.{name}"]), name
 
     _checks_against_step(run)
     _probe_features(run, tmp_path)
@@ -77,7 +84,7 @@ def _probe_features(run: Path, tmp_path: Path) -> None:
                           "--piece", "1000", "--features", "latents", "--out", str(out)])
     data = np.load(out)
     n = len(data["label"])
-    model = from_pretrained(run / "model.pt")
+    model = from_pretrained(run / "checkpoint")
     width = len(model.blocks) * model.d_model
     for name in ("trained_model", "trained_ema", "random_init"):
         assert data[f"features_{name}"].shape == (n, width)

@@ -51,7 +51,7 @@ def test_pretraining_beats_the_trivial_predictors_on_held_out_subjects(tmp_path,
     assert held["model_vs_best_trivial"] < 0.97, held
     curve = [v for _, v in _metric(run, "val_by_dataset/eegmat/model_vs_best_trivial")]
     assert len(curve) == 2 and curve[-1] == pytest.approx(held["model_vs_best_trivial"])
-    model = from_pretrained(run / "model.pt")
+    model = from_pretrained(run / "checkpoint")
     assert model.extra["datasets"] == ["eegmat"] and model.extra["sfreq"] == 200.0
     training = model.extra["training"]
     assert training["heldout"]["eegmat"] == held and training["view"] == "continuous"
