@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .data.checks import check_listing, dataset_problems, name_problem
 from .errors import ConfigProblems, raise_problems
+from .tasks.base import check_task_pairing
 
 #: what :func:`brainfm.bench.pipelines.make_pipeline` builds
 PIPELINE_KINDS = ("classical", "probe", "finetune", "scratch", "eegnet", "shallow")
@@ -73,6 +74,7 @@ def pretrain_problems(cfg) -> list[str]:
         bad = store_problem(Path(cfg.store_root) / folder)
         if bad:
             problems.append(bad)
+    problems += task_pairing_problems(cfg)
     if cfg.get("resume") and not Path(cfg.resume).is_file():
         problems.append(f"resume={cfg.resume}: no such checkpoint (a run writes "
                         "<run>/checkpoints/last.ckpt) -> check the path")
@@ -88,6 +90,19 @@ def pretrain_problems(cfg) -> list[str]:
             problems.append(f"{key}={value!r}; use a number "
                             + (">= 0 (0 or null: none)" if least == 0 else "> 0"))
     return problems
+
+
+def task_pairing_problems(cfg) -> list[str]:
+    """The task must train the model's family (the family record pairs them), checked
+    before any store is prepared."""
+    from omegaconf import OmegaConf
+
+    model = OmegaConf.to_container(cfg.model, resolve=True) if "model" in cfg else {}
+    try:
+        check_task_pairing((cfg.get("task") or {}).get("kind"), model or {})
+    except ValueError as err:
+        return [str(err)]
+    return []
 
 
 def _whole_number(value, least: int) -> bool:

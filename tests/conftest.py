@@ -1,4 +1,5 @@
-"""Shared fixtures: the real recordings, and corpus stores prepared once per session."""
+"""Shared fixtures: the real recordings, corpus stores prepared once per session, and small
+models of every registered family."""
 from __future__ import annotations
 
 import os
@@ -37,3 +38,20 @@ def prepared_stores(data_root, tmp_path_factory):
         spec, std = load_configs(name)
         summaries[name] = prepare(spec, std, data_root, root / name, progress=False)
     return root, summaries
+
+
+@pytest.fixture
+def small_model():
+    """A factory of small untrained models: ``small_model("diffusion", n_layers=3)`` builds
+    the family's record's ``small_config`` with the overrides (the default family when no
+    name is given)."""
+    import torch
+
+    from brainfm.models.registry import get_family
+
+    def build(family: str | None = None, **overrides):
+        torch.manual_seed(0)
+        record = get_family(family)
+        return record.build({**record.small_config, **overrides})
+
+    return build

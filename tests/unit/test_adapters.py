@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from brainfm.checkpoint import from_pretrained, read_model_config, save_model
-from brainfm.models import CrissCrossTransformer
 from brainfm.bench.adapters import BackboneAdapter, get_adapter
+from brainfm.checkpoint import from_pretrained, read_model_config, save_model
+from brainfm.models.registry import get_family
 
-TINY = dict(d_model=32, n_layers=2, n_heads=4, d_ff=64, patch_len=40, dropout=0.0)
+TINY = get_family("criss_cross").small_config
 
 
 def _batch(b=3, c=5, n=4, p=40):
@@ -43,8 +43,8 @@ def test_flatten_head_needs_its_montage_and_ignores_padding():
     assert torch.allclose(model(x, sensors, mask), model(noisy, sensors, mask), atol=1e-5)
 
 
-def test_scratch_builds_the_checkpoint_architecture_untrained(tmp_path):
-    trained = CrissCrossTransformer(**TINY)
+def test_scratch_builds_the_checkpoint_architecture_untrained(tmp_path, small_model):
+    trained = small_model("criss_cross")
     path = save_model(trained, tmp_path / "m.pt")
     torch.manual_seed(123)
     fresh = get_adapter("criss_cross").load({"checkpoint": str(path)}, pretrained=False)
