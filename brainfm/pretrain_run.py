@@ -19,7 +19,6 @@ from .data.datamodule import BrainDataModule
 from .data.prep import prepare
 from .formats import RUN_CHECKPOINT
 from .hub.folder import save_pretrained
-from .models.registry import DEFAULT_FAMILY, get_family
 from .paths import data_root as resolve_data_root
 from .run_folder import check_resume_model, claim_run_folder
 from .tasks.base import build_task

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data.checks import check_listing, dataset_problems, name_problem
-from .errors import ConfigProblems, raise_problems
+from .data.checks import dataset_problems, name_problem
+# entry points stop with every problem found through these (defined at the bottom, errors.py)
+from .errors import ConfigProblems, raise_problems  # noqa: F401
 from .tasks.base import check_task_pairing
 
 #: what :func:`brainfm.bench.pipelines.make_pipeline` builds

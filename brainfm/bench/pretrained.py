@@ -18,7 +18,6 @@ recordings is a transductive advantage the baselines do not get.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from ..checkpoint import read_model_file
 from .protocols import LeakageError

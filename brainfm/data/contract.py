@@ -28,8 +28,7 @@ from .sensors import (DEFAULT_TEMPLATE, SENSOR_TYPE_IDS, positions_from_info, se
                       template_positions)
 from .standardise import PHYSICAL_UNIT, StandardiseConfig, standardise
 
-#: Channel types of a scalp or intracranial electrode (potentials), vs MEG fields.
-_POTENTIALS = ("eeg", "seeg", "ecog", "dbs")
+#: MEG channel types (fields, not potentials: never placed at electrode sites).
 _MEG = ("mag", "grad")
 #: How a model knows which channel is which: by sensor features (any montage), by its place
 #: in a fixed channel order (ACPE convolution, flatten heads), or by a channel index table.
