@@ -161,7 +161,6 @@ class DiffusionDenoiser(ContractMixin, nn.Module):
                            d_time_embed=d_time_embed,
                            channel_conditioning=channel_conditioning,
                            n_channel_ids=n_channel_ids, sfreq=sfreq, patch_len=patch_len)
-        self.family = "diffusion"
         self.patch_len, self.d_model, self.d_time_embed = patch_len, d_model, d_time_embed
         self.input = nn.Sequential(nn.Linear(1, d_model), nn.ReLU())
         self.blocks = nn.ModuleList(

@@ -49,6 +49,9 @@ def _batch(patch_len: int, b: int = B, c: int = C) -> dict:
 
 def test_the_default_family_is_registered_and_names_itself():
     assert DEFAULT_FAMILY in FAMILIES and get_family(None).name == DEFAULT_FAMILY
+    # the record answers which objectives its task offers (the masked-patch task's choice)
+    assert get_family("criss_cross").objectives() == ("reconstruction", "latent", "band_power")
+    assert get_family("diffusion").objectives() == ()
 
 
 @pytest.mark.parametrize("name", NAMES)
