@@ -32,8 +32,8 @@ from .formats import MODEL_FORMAT
 from .hub.config import extra_from_config
 from .hub.folder import WEIGHT_KINDS, checkpoint_folder_of, read_folder, read_folder_ema
 from .hub.lightning import read_lightning_checkpoint
-from .models.registry import (DEFAULT_FAMILY, build_model, family_and_config_of, get_family,
-                              import_format_of)
+from .models.registry import (DEFAULT_FAMILY, FAMILIES, build_model, family_and_config_of,
+                              get_family, import_format_of)
 
 
 def save_model(model: nn.Module, path, extra: dict | None = None) -> Path:
@@ -145,9 +145,10 @@ def _read_file(path: Path, map_location) -> tuple[dict, dict, dict]:
             "source_format": fmt.name, "family": family.name, **fmt.extra}
     if isinstance(obj, dict) and "pytorch-lightning_version" in obj:
         return read_lightning_checkpoint(path, obj)
+    formats = ", ".join(f.name for family in FAMILIES.values() for f in family.import_formats)
     raise CheckpointError(f"{path}: neither a brainfm checkpoint nor a state dict of a format "
-                          "a registered family imports (original CBraMod or EEGDM) -> save "
-                          "models with brainfm.save_pretrained")
+                          f"a registered family imports ({formats}) -> save models with "
+                          "brainfm.save_pretrained")
 
 
 _WARNED_MODEL_FILES: set[str] = set()
