@@ -2,9 +2,14 @@
 
 A model file or config.json names its family (``"family"``); files written before families
 existed are of :data:`DEFAULT_FAMILY`. A family from outside brainfm joins with
-:func:`register_family` (its module, once imported, is the whole integration).
+:func:`register_family`, or, so that every process finds it (brainfm-pretrain, a checkpoint
+loaded elsewhere), as an installed package's entry point in the group ``brainfm.families``
+naming its record (``my_family = "my_package.family:FAMILY"``), loaded the first time an
+unknown family is asked for.
 """
 from __future__ import annotations
+
+from importlib.metadata import entry_points
 
 from torch import nn
 
@@ -27,13 +32,36 @@ for _builtin in (criss_cross.FAMILY, diffusion.FAMILY):
     register_family(_builtin)
 
 
+#: The entry-point group through which installed packages offer families.
+ENTRY_POINTS = "brainfm.families"
+
+
+def load_installed_families() -> list[str]:
+    """Register the families installed packages offer (entry points in
+    :data:`ENTRY_POINTS`) that are not registered yet; returns their names."""
+    added = []
+    for point in entry_points(group=ENTRY_POINTS):
+        if point.name in FAMILIES:
+            continue
+        record = point.load()
+        if not isinstance(record, Family):
+            raise ValueError(f"entry point {point.name} = {point.value} ({ENTRY_POINTS}) is a "
+                             f"{type(record).__name__}, not a brainfm Family record")
+        added.append(register_family(record).name)
+    return added
+
+
 def get_family(name: str | None = None) -> Family:
-    """The record of family ``name`` (:data:`DEFAULT_FAMILY` when None)."""
+    """The record of family ``name`` (:data:`DEFAULT_FAMILY` when None; an installed
+    package's family is loaded when first asked for)."""
     name = name or DEFAULT_FAMILY
+    if name not in FAMILIES:
+        load_installed_families()
     if name not in FAMILIES:
         raise ValueError(f"model family {name!r} is unknown; brainfm builds "
                          f"{', '.join(sorted(FAMILIES))} -> name one of them, or register "
-                         "yours with brainfm.models.registry.register_family")
+                         "yours (brainfm.models.registry.register_family, or an entry point "
+                         f"in the group {ENTRY_POINTS} of an installed package)")
     return FAMILIES[name]
 
 
@@ -88,6 +116,6 @@ def import_format_of(state: dict):
     return None, None
 
 
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "build_model", "family_and_config_of", "family_of",
-           "family_of_task", "get_family", "import_format_of", "model_class",
-           "register_family"]
+__all__ = ["DEFAULT_FAMILY", "ENTRY_POINTS", "FAMILIES", "build_model", "family_and_config_of", "family_of",
+           "family_of_task", "get_family", "import_format_of", "load_installed_families",
+           "model_class", "register_family"]

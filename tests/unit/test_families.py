@@ -152,3 +152,32 @@ def test_foreign_state_dicts_are_recognised_by_their_familys_record():
 def test_a_task_that_trains_another_family_names_a_matching_pair():
     with pytest.raises(ValueError, match="task=patch_autoencoding model="):
         build_task({"kind": "patch_autoencoding"}, {"family": DEFAULT_FAMILY})
+
+
+def test_an_installed_packages_family_is_found_by_its_entry_point(tmp_path, monkeypatch,
+                                                                   small_model):
+    """A family offered by an installed package (an entry point in ``brainfm.families``) is
+    registered the first time it is asked for: a checkpoint folder of it loads in a process
+    that never imported its module."""
+    import importlib
+
+    from brainfm.models.registry import ENTRY_POINTS
+
+    folder = brainfm.save_pretrained(small_model(new_family.NAME), tmp_path / "ck")
+    new_family.unregister()
+    try:
+        with pytest.raises(ValueError, match=f"model family '{new_family.NAME}' is unknown"):
+            get_family(new_family.NAME)
+        site = tmp_path / "site"
+        info = site / "brainfm_patch_mlp-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brainfm-patch-mlp\n"
+                                       "Version: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[{ENTRY_POINTS}]\n"
+                                               f"{new_family.NAME} = tests.new_family:FAMILY\n")
+        monkeypatch.syspath_prepend(str(site))
+        importlib.invalidate_caches()
+        model = from_pretrained(folder)
+        assert isinstance(model, new_family.PatchMLP) and new_family.NAME in FAMILIES
+    finally:
+        new_family.register()
