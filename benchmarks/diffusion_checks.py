@@ -4,8 +4,8 @@
     python benchmarks/diffusion_checks.py <run> --snapshots --generate 64   # against step
 
 Held out: the run's validation subjects and the subjects it excluded (``exclude_groups``).
-The run directory gives the model (``model.pt``: raw weights; ``checkpoints/last.ckpt``: the
-EMA copy too) and its config (``.hydra/config.yaml``), so the held-out split is the run's.
+The run directory gives the model (``checkpoints/last.ckpt``: raw and EMA weights; else its
+checkpoint folder, ``checkpoint/``, or an old run's ``model.pt``) and its config (``.hydra/config.yaml``), so the held-out split is the run's.
 Predictors of v at x_t = a x0 + s eps (a = sqrt(abar_t), s = sqrt(1 - abar_t)), all turned
 into v as v = (a x_t - x0_hat) / s:
 
@@ -44,10 +44,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brainfm.checkpoint import from_pretrained
+from brainfm.checkpoint import from_pretrained, read_ema_state
 from brainfm.data.datamodule import BrainDataModule
 from brainfm.data.loading import batch_loader
 from brainfm.models.diffusion_denoiser import DiffusionDenoiser
+from brainfm.run_folder import run_checkpoint
 from brainfm.tasks.ddpm import CosineSchedule, inverse_staged_mu_law, sample, staged_mu_law
 
 BINS = [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
@@ -113,11 +114,18 @@ def nets_from_checkpoint(path: Path, model_cfg: dict) -> dict[str, torch.nn.Modu
 
 
 def _run_nets(run: Path, model_cfg: dict) -> dict[str, torch.nn.Module]:
-    """The raw and EMA weights of the run's last checkpoint; the exported raw weights
-    (model.pt) alone where there is no readable checkpoint."""
+    """The raw and EMA weights of the run's last checkpoint; the exported ones (its
+    checkpoint folder, or an old run's model.pt: raw only) where there is no readable
+    checkpoint."""
     last = run / "checkpoints" / "last.ckpt"
     nets = nets_from_checkpoint(last, model_cfg) if last.exists() else {}
-    return nets or {"model": from_pretrained(run / "model.pt").eval()}
+    if nets:
+        return nets
+    exported = run_checkpoint(run)
+    nets = {"model": from_pretrained(exported).eval()}
+    if read_ema_state(exported) is not None:
+        nets["ema"] = from_pretrained(exported, weights="ema").eval()
+    return nets
 
 
 def snapshots(run: Path) -> list[tuple[int, Path]]:

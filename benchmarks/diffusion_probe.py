@@ -86,7 +86,7 @@ def _networks(run: Path, seed: int) -> dict[str, torch.nn.Module]:
 @torch.no_grad()
 def extract(args) -> None:
     from brainfm.data.loading import WindowDataset
-    from brainfm.models.adapters import get_adapter
+    from brainfm.bench.adapters import get_adapter
     from brainfm.models.heads import masked_mean
 
     windows = WindowDataset([args.store])

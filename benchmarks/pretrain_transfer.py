@@ -41,8 +41,11 @@ sys.path.insert(0, str(ROOT))
 # ---- pretraining runs -----------------------------------------------------------------------
 def pretrain(run_dir: Path, experiment: str, datasets: list[str], seed: int, steps: int,
              extra: list[str], threads: int) -> Path:
-    """A brainfm-pretrain run (cached: skipped when its model file exists)."""
-    model = run_dir / "model.pt"
+    """A brainfm-pretrain run (cached: skipped when its checkpoint exists; a run made before
+    checkpoint folders: its model.pt)."""
+    from brainfm.run_folder import run_checkpoint
+
+    model = run_checkpoint(run_dir)
     if model.exists():
         return model
     cmd = [str(Path(sys.executable).with_name("brainfm-pretrain")), f"experiment={experiment}",
@@ -56,7 +59,7 @@ def pretrain(run_dir: Path, experiment: str, datasets: list[str], seed: int, ste
     if proc.returncode:
         raise RuntimeError(f"pretraining {run_dir} failed:\n{proc.stderr[-3000:]}")
     (run_dir / "wall_seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
-    return model
+    return run_checkpoint(run_dir)
 
 
 # ---- features and probes --------------------------------------------------------------------

@@ -95,6 +95,7 @@ def main() -> None:
     from brainfm.checkpoint import from_pretrained
     from brainfm.data.groups import subject_groups
     from brainfm.data.loading import WindowDataset
+    from brainfm.run_folder import run_checkpoint
 
     torch.set_num_threads(1)
     store_root, out = Path(args.store_root), Path(args.out)
@@ -104,7 +105,7 @@ def main() -> None:
         windows = WindowDataset([store_root / f"{d}.continuous"])
         groups = subject_groups(windows.table).astype(str)
         for s in (int(v) for v in args.seeds.split(",")):
-            model = from_pretrained(Path(args.runs) / f"without_{d}_seed{s}" / "model.pt")
+            model = from_pretrained(run_checkpoint(Path(args.runs) / f"without_{d}_seed{s}"))
             for group, e in per_subject_errors(model, windows, groups, args.mask_ratio).items():
                 rows.append({"dataset": d, "run": s, "group": group,
                              "subset": "selection" if group in chosen_on else "report",

@@ -100,8 +100,8 @@ def layer_features(model, windows) -> np.ndarray:
     import torch
 
     from brainfm.bench.probe import extract_features
-    from brainfm.checkpoint import family_and_config_of
-    from brainfm.models.adapters import get_adapter
+    from brainfm.models.registry import family_and_config_of
+    from brainfm.bench.adapters import get_adapter
 
     torch.set_num_threads(1)
     adapter = get_adapter(family_and_config_of(model)[0])
@@ -201,7 +201,9 @@ def run_summaries(runs: Path, arms, datasets, seeds) -> list[dict]:
 
 def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict]) -> None:
     from brainfm.bench.subject_norm import standardise_per_subject
-    from brainfm.checkpoint import family_and_config_of, from_pretrained
+    from brainfm.checkpoint import from_pretrained
+    from brainfm.models.registry import family_and_config_of
+    from brainfm.run_folder import run_checkpoint
 
     windows = task_windows(dataset, Path(args.store_root))
     labels = windows.table["label"].to_numpy()
@@ -213,7 +215,7 @@ def score_dataset(dataset: str, args, rows: list[dict], layers_picked: list[dict
     configs: dict[str, dict] = {}                           # family -> architecture
     for arm in args.arms:
         for s in args.seeds:
-            model_file = run_dir(Path(args.runs), arm, dataset, s) / "model.pt"
+            model_file = run_checkpoint(run_dir(Path(args.runs), arm, dataset, s))
             if not model_file.exists():
                 print(f"  missing {model_file}: arm {arm} seed {s} left out", flush=True)
                 continue

@@ -4,11 +4,13 @@ Recognised formats, every one read without unpickling code:
 
 - checkpoint folders (``model.safetensors`` + ``config.json`` + ``README.md``, brainfm.hub),
   read with safetensors after checking the weights' sha256;
-- brainfm model files (``{"format": "brainfm-model/1", "family": ..., "config": ...,
-  "state_dict": ...}``; no family means criss-cross), the format before folders;
+- brainfm model files (``model.pt``: ``{"format": "brainfm-model/1", "family": ...,
+  "config": ..., "state_dict": ...}``; no family means the default family), the deprecated
+  format before folders, read for old runs only;
 - Lightning ``.ckpt`` files written by brainfm-pretrain (the backbone's weights; the data
   contract from the run folder they lie in);
-- state dicts saved by the original CBraMod or EEGDM code.
+- state dicts saved by other projects' code that a registered family imports (its record's
+  ``import_formats``: the original CBraMod and EEGDM).
 
 Every ``.pt``/``.pth``/``.ckpt`` file is read with ``torch.load(weights_only=True)``:
 tensors and plain containers only.
@@ -21,33 +23,28 @@ import zipfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from .data.contract import build_contract
 from .data.store import atomic_write_bytes
-from .errors import BrainfmError
-from .models.cbramod_import import (CBRAMOD_CONFIG, cbramod_n_layers,
-                                    convert_cbramod_state_dict, is_cbramod_state_dict)
-from .models.criss_cross import CrissCrossTransformer
-from .models.eegdm_import import convert_eegdm_state_dict, eegdm_config, is_eegdm_state_dict
-from .models.registry import build_model, family_of
-
-MODEL_FORMAT = "brainfm-model/1"
-
-
-class CheckpointError(BrainfmError, ValueError):
-    """A file is not a model brainfm can load; the message names it and says why."""
+from .errors import CheckpointError
+from .formats import MODEL_FORMAT
+from .hub.config import extra_from_config
+from .hub.folder import WEIGHT_KINDS, checkpoint_folder_of, read_folder, read_folder_ema
+from .hub.lightning import read_lightning_checkpoint
+from .models.registry import (DEFAULT_FAMILY, FAMILIES, build_model, family_and_config_of,
+                              get_family, import_format_of)
 
 
-def family_and_config_of(model) -> tuple[str, dict]:
-    """(registered family, architecture config) of a model instance (torch.compile unwrapped)."""
-    model = getattr(model, "_orig_mod", model)
-    return family_of(model), dict(model.config)
-
-
-def save_model(model: CrissCrossTransformer, path, extra: dict | None = None) -> Path:
-    """Write a self-describing model file: architecture config, weights, and ``extra``
-    (e.g. the preprocessing contract) as plain data."""
+def save_model(model: nn.Module, path, extra: dict | None = None) -> Path:
+    """Write the older single-file format (``model.pt``: architecture config, weights,
+    ``extra``), deprecated: brainfm's commands write checkpoint folders
+    (:func:`brainfm.save_pretrained`) and only read model files, for runs made before."""
+    warnings.warn("model.pt files are deprecated; write a checkpoint folder with "
+                  "brainfm.save_pretrained(model, folder)", DeprecationWarning, stacklevel=2)
     path = Path(path)
-    payload = {"format": MODEL_FORMAT, "family": family_of(model), "config": dict(model.config),
+    family, config = family_and_config_of(model)
+    payload = {"format": MODEL_FORMAT, "family": family, "config": config,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "extra": extra or {}}
     buffer = io.BytesIO()
@@ -107,17 +104,14 @@ def _check_finite(path, state: dict, allow: bool) -> None:
 
 
 def _read_model_file(path: Path, map_location) -> tuple[dict, dict, dict]:
-    from .hub.config import build_contract, extra_from_config
-    from .hub.folder import checkpoint_folder_of, read_folder
-
     folder = checkpoint_folder_of(path)
     if folder is not None:
         family, config, state, cfg = read_folder(folder, map_location)
         return config, state, {"family": family, **extra_from_config(cfg),
                                "contract": cfg.get("contract") or {}}
     config, state, extra = _read_file(path, map_location)
-    family = extra.get("family") or "criss_cross"
-    extra.setdefault("contract", build_contract(family, config, extra))
+    family = get_family(extra.get("family") or DEFAULT_FAMILY)
+    extra.setdefault("contract", build_contract(family.channel_encoding(config), config, extra))
     return config, state, extra
 
 
@@ -141,26 +135,33 @@ def _read_file(path: Path, map_location) -> tuple[dict, dict, dict]:
                               "with model.state_dict()") from err
     if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
         _check_model_file_fields(path, obj)
+        _warn_model_file(path)
         return dict(obj["config"]), obj["state_dict"], {
-            "family": obj.get("family", "criss_cross"), **dict(obj.get("extra", {}))}
+            "family": obj.get("family") or DEFAULT_FAMILY, **dict(obj.get("extra", {}))}
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if isinstance(state, dict) and is_cbramod_state_dict(state):
-        config = {**CBRAMOD_CONFIG, "n_layers": cbramod_n_layers(state)}
-        from .data.standardise import StandardiseConfig
-
-        # brainfm's default contract is CBraMod's: 200 Hz, 0.3-75 Hz, units of 100 uV
-        return config, convert_cbramod_state_dict(state), {
-            "source_format": "cbramod", "standardise": StandardiseConfig().as_dict(),
-            "sfreq": 200.0}
-    if isinstance(state, dict) and is_eegdm_state_dict(state):
-        return (eegdm_config(state), convert_eegdm_state_dict(state),
-                {"source_format": "eegdm", "family": "diffusion"})
+    family, fmt = import_format_of(state) if isinstance(state, dict) else (None, None)
+    if fmt is not None:
+        return fmt.config(state), fmt.convert(state), {
+            "source_format": fmt.name, "family": family.name, **fmt.extra}
     if isinstance(obj, dict) and "pytorch-lightning_version" in obj:
-        from .hub.lightning import read_lightning_checkpoint
-
         return read_lightning_checkpoint(path, obj)
-    raise CheckpointError(f"{path}: neither a brainfm model file nor a CBraMod or EEGDM "
-                          "state dict -> save models with brainfm.checkpoint.save_model")
+    formats = ", ".join(f.name for family in FAMILIES.values() for f in family.import_formats)
+    raise CheckpointError(f"{path}: neither a brainfm checkpoint nor a state dict of a format "
+                          f"a registered family imports ({formats}) -> save models with "
+                          "brainfm.save_pretrained")
+
+
+_WARNED_MODEL_FILES: set[str] = set()
+
+
+def _warn_model_file(path: Path) -> None:
+    """Once per file: model.pt is read for old runs, but the format is deprecated."""
+    if str(path) in _WARNED_MODEL_FILES:
+        return
+    _WARNED_MODEL_FILES.add(str(path))
+    warnings.warn(f"{path}: a model.pt file, a deprecated format (read for runs made "
+                  "before checkpoint folders) -> convert it once with brainfm-export "
+                  f"{path} <folder> and use the folder", DeprecationWarning, stacklevel=4)
 
 
 def _check_model_file_fields(path: Path, obj: dict) -> None:
@@ -172,6 +173,28 @@ def _check_model_file_fields(path: Path, obj: dict) -> None:
     if wrong:
         raise CheckpointError(f"{path}: malformed model file ({'; '.join(wrong)}) -> use the "
                               "original file, or save the model again with save_model")
+
+
+def read_ema_state(path, map_location="cpu") -> dict | None:
+    """The EMA weights a checkpoint holds beside its weights (a folder's ema.safetensors, a
+    brainfm Lightning checkpoint's ``ema.`` tensors), or None when it holds none."""
+    path = Path(path)
+    folder = checkpoint_folder_of(path)
+    if folder is not None:
+        return read_folder_ema(folder, map_location)
+    if not path.is_file() or path.suffix == ".safetensors":
+        return None
+    check_archive(path)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a tensor-only checkpoint ({type(err).__name__}: "
+                              f"{err}); brainfm never unpickles code") from err
+    if not (isinstance(obj, dict) and "pytorch-lightning_version" in obj):
+        return None
+    ema = {k[len("ema."):]: v for k, v in obj.get("state_dict", {}).items()
+           if k.startswith("ema.")}
+    return ema or None
 
 
 def read_model_config(path) -> dict:
@@ -235,10 +258,12 @@ def _check_architecture(path, family, config: dict, state: dict) -> None:
 
 
 def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
-                    allow_interpolation: bool = False, **overrides) -> CrissCrossTransformer:
-    """A model (criss-cross or diffusion, as the file says) from a checkpoint folder, a
-    brainfm model file, a brainfm Lightning ``.ckpt``, or an original CBraMod or EEGDM state
-    dict. The model carries its data contract (``model.contract``, used by ``prepare`` and
+                    allow_interpolation: bool = False, weights: str = "model",
+                    **overrides) -> nn.Module:
+    """A model (of the family the file names) from a checkpoint folder, a brainfm Lightning
+    ``.ckpt``, an original CBraMod or EEGDM state dict, or an old model file (``model.pt``,
+    deprecated). ``weights="ema"``: the EMA weights the checkpoint keeps beside its weights
+    (an error naming the file when it keeps none). The model carries its data contract (``model.contract``, used by ``prepare`` and
     ``embed``) and what the file says of its training (``model.extra``);
     ``allow_interpolation`` is the default of ``prepare``/``embed`` for channels a
     fixed-montage checkpoint needs and a recording lacks.
@@ -249,7 +274,17 @@ def from_pretrained(path, map_location="cpu", allow_nonfinite: bool = False,
     ``cbramod`` configuration, whose ``forward`` on (B, C, N, 200) returns what the
     original's forward returns.
     """
+    if weights not in WEIGHT_KINDS:
+        raise ValueError(f"weights={weights!r}; use one of {', '.join(WEIGHT_KINDS)}")
     config, state, extra = read_model_file(path, map_location, allow_nonfinite)
+    if weights == "ema":
+        state = read_ema_state(path, map_location)
+        if state is None:
+            raise CheckpointError(f"{path}: holds no EMA weights (a checkpoint folder keeps "
+                                  "them in ema.safetensors when its run kept an EMA) -> load "
+                                  "weights='model', or export the run's last.ckpt again "
+                                  "(brainfm-export RUN FOLDER)")
+        _check_finite(path, state, allow_nonfinite)
     extra = dict(extra)
     family = extra.pop("family", None)
     config = {**config, **overrides}

@@ -113,7 +113,7 @@ def pretrain_summary(result: dict, seconds: float) -> str:
 
     lines = [f"brainfm-pretrain finished: {result.get('global_step')} steps in {seconds:.0f} s"]
     heldout = result.get("heldout") or {}
-    if any("ema_vs_zero" in row for row in heldout.values()):  # a denoiser's rows
+    if result.get("objective") == "diffusion":  # the run says what it trained
         lines += _diffusion_heldout(heldout)
     else:
         lines += _masked_patch_heldout(heldout, pretraining_gate({"training": result}))
@@ -174,7 +174,7 @@ def run_bench(cfg) -> None:
     checkpoints and cells, and the summary."""
     from omegaconf import OmegaConf
 
-    from .bench.pretrained import ensure_pretrained
+    from .bench.sweep import ensure_pretrained
     from .bench.runner import run_benchmark
     from .configuration import drop_null_entries
     from .pretrain_run import ensure_stores

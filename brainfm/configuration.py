@@ -35,7 +35,7 @@ def folder_name(name, key: str = "name") -> str:
     message (it is no Exception, so neither OmegaConf nor Hydra wraps it)."""
     import sys
 
-    from .validate import name_problem
+    from .data.checks import name_problem
 
     bad = name_problem(name, key)
     if bad:

@@ -25,3 +25,23 @@ class RecordingError(BrainfmError, ValueError):
 
 class ConfigError(BrainfmError, ValueError):
     """A configuration value is invalid; the message names the key and the value."""
+
+
+class CheckpointError(BrainfmError, ValueError):
+    """A file is not a model brainfm can load; the message names it and says why."""
+
+
+class ConfigProblems(ConfigError):
+    """Every problem found in a configuration, one per line."""
+
+    def __init__(self, entry: str, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{entry}: {len(self.problems)} problem(s) in the configuration, "
+                         f"nothing was run:\n{lines}")
+
+
+def raise_problems(entry: str, problems: list[str]) -> None:
+    """Stop ``entry`` with every problem found, when there is any."""
+    if problems:
+        raise ConfigProblems(entry, problems)

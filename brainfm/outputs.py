@@ -21,9 +21,12 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .data.store import _umask, is_store
 from .errors import BrainfmError
+from .formats import MARKER
+from .paths import data_root, sample_root
+from .run_folder import run_outputs
 
-MARKER = ".brainfm-output.json"
 
 
 class OutputFolderError(BrainfmError, ValueError):
@@ -41,10 +44,6 @@ def _read_marker(folder: Path) -> dict | None:
 def _protected(out: Path) -> str | None:
     """Why no command may write its output at ``out`` (a store, a run folder, the
     recordings), else None."""
-    from .data.store import is_store
-    from .paths import data_root, sample_root
-    from .run_folder import run_outputs
-
     where = out.resolve()
     for data in (data_root(), sample_root()):
         if where == data or data in where.parents:
@@ -167,7 +166,6 @@ def output_folder(out, command: str, overwrite: bool = False, legacy=None,
     The checks run on entry (before any work) and again before the swap. ``marked=False``:
     leave no marker file (an output that ``legacy`` recognises by its own files, such as a
     checkpoint folder by its config.json)."""
-    from .data.store import _umask
 
     out = Path(out)
     claim_output_folder(out, command, overwrite, legacy)

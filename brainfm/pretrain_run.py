@@ -1,5 +1,6 @@
 """brainfm-pretrain: corpus stores -> DataModule -> pretraining task -> checkpoint folder
-(``<run>/checkpoint/``: model.safetensors, config.json, model card) and model file.
+(``<run>/checkpoint/``: model.safetensors, config.json, model card, and ema.safetensors
+when the task keeps an EMA of its weights).
 
 Kept out of cli.py so the entry point stays a thin Hydra shell. Stores that are missing are
 prepared first (on rank 0 only; other ranks wait for them).
@@ -11,7 +12,18 @@ import os
 import time
 from pathlib import Path
 
+from .checkpoint import check_archive
+from .configuration import dataset_prep_configs
+from .data.contract import corpus_contract
+from .data.datamodule import BrainDataModule
+from .data.prep import prepare
+from .formats import RUN_CHECKPOINT
+from .hub.folder import save_pretrained
 from .paths import data_root as resolve_data_root
+from .run_folder import check_resume_model, claim_run_folder
+from .tasks.base import build_task
+from .tasks.checkpointing import RunCheckpoint, checkpoint_step, finish_or_stop, pretrain_logger
+from .tasks.run_progress import RunProgress
 
 
 def rank() -> int:
@@ -29,9 +41,6 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
     ``view`` cuts the recordings another way (e.g. ``continuous`` for pretraining: long
     non-overlapping windows instead of the task's trials) into ``<name>.<view>``.
     """
-    from .configuration import dataset_prep_configs
-    from .data.prep import prepare
-
     stores = []
     for name in datasets:
         spec, std = dataset_prep_configs(name, inline)
@@ -52,37 +61,6 @@ def ensure_stores(datasets, store_root: Path, data_root, wait_s: float = 1800.0,
         summary = prepare(spec, std, resolve_data_root(data_root), store)
         print(summary.as_text())
     return stores
-
-
-def preprocessing_contract(stores) -> dict:
-    """What a model trained on these stores expects of its input (for its checkpoint): the
-    standardisation, rate, window length, sensor types, the channel set when every recording
-    shares one (in order), the corpus hours and recording ids."""
-    import json as _json
-    from collections import Counter
-
-    from .data.sensors import SENSOR_TYPE_IDS
-
-    metas = [s.meta for s in stores]
-    montages, type_ids, lengths, seconds = set(), set(), Counter(), 0.0
-    for store in stores:
-        ok = store.recordings[store.recordings["status"] == "ok"]
-        montages.update(tuple(_json.loads(n)) for n in ok["ch_names"])
-        type_ids.update(int(row[6]) for s in ok["sensors"] for row in _json.loads(s))
-        n = store.windows["n_samples"]
-        lengths.update((n / store.sfreq).round(6).tolist())
-        seconds += float(n.sum()) / store.sfreq
-    names = {v: k for k, v in SENSOR_TYPE_IDS.items()}
-    return {"datasets": [m["dataset"]["name"] for m in metas],
-            "standardise": metas[0]["standardise"] if metas else {},
-            "standardise_per_dataset": {m["dataset"]["name"]: m["standardise"] for m in metas},
-            "sfreq": metas[0]["sfreq"] if metas else None,
-            "window_s": lengths.most_common(1)[0][0] if lengths else None,
-            "sensor_types": sorted(names[i] for i in type_ids if i in names),
-            "channels": list(next(iter(montages))) if len(montages) == 1 else None,
-            "n_montages": len(montages),
-            "hours": round(seconds / 3600, 4),
-            "recording_ids": sorted({i for s in stores for i in s.recording_ids()})}
 
 
 def corpus_report(dm) -> str:
@@ -121,31 +99,11 @@ def _supported_precision(trainer_cfg: dict) -> dict:
     return trainer_cfg
 
 
-def pretext_of(task_cfg) -> dict:
-    """What a masked-patch run was trained to predict, and how its patches were hidden (for
-    the checkpoint and its model card); {} for other tasks."""
-    if task_cfg.get("kind", "masked_patch") != "masked_patch":
-        return {}
-    return {"target": task_cfg.get("objective", "reconstruction"),
-            "band_power_weight": float(task_cfg.get("band_power_weight", 0.0)),
-            "mask_kind": task_cfg.get("mask_kind", "bernoulli"),
-            "mask_ratio": float(task_cfg.get("mask_ratio", 0.5))}
-
-
 def run_pretrain(cfg) -> dict:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import LearningRateMonitor
     from omegaconf import OmegaConf
-
-    from .checkpoint import check_archive, save_model
-    from .hub.folder import save_pretrained
-    from .data.datamodule import BrainDataModule
-    from .run_folder import check_resume_model, claim_run_folder
-    from .tasks.base import build_task
-    from .tasks.checkpointing import (RunCheckpoint, checkpoint_step, finish_or_stop,
-                                      pretrain_logger)
-    from .tasks.run_progress import RunProgress
 
     out_dir = Path(cfg.output_dir)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -187,26 +145,24 @@ def run_pretrain(cfg) -> dict:
     finish_or_stop(ckpt, trainer)
     result = {"output_dir": str(out_dir), "global_step": int(trainer.global_step),
               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-    training = {"objective": cfg.task.get("kind", "masked_patch"),
-                "pretext": pretext_of(cfg.task),
+    training = {"objective": task.kind, "pretext": task.pretext(),
                 "readout": {"layer": cfg.get("readout_layer"), "pool": "mean"},
                 "representation": getattr(task, "representation", {}),
                 "steps": int(trainer.global_step),
                 "heldout": task.heldout, "drawn_mix": task.drawn_mix(),
                 "planned_mix": dm.mixture, "rejection": dm.rejection,
                 "view": data.get("view")}
+    result["objective"] = task.kind
     result["heldout"] = task.heldout
     result["representation"] = training["representation"]
     if trainer.is_global_zero:
         (out_dir / "training_summary.json").write_text(json.dumps(training, indent=1))
         if cfg.export:
             model = getattr(task.model, "_orig_mod", task.model)
-            extra = {**preprocessing_contract(dm.full.stores), "training": training}
-            # the checkpoint folder is what users load and share; model.pt stays for the
-            # benchmark's checkpoint paths (*.pt) and older tools
-            save_pretrained(model, out_dir / "checkpoint", overwrite=overwrite, **extra)
-            save_model(model, out_dir / "model.pt", extra=extra)
-            result["checkpoint_dir"] = str(out_dir / "checkpoint")
-            result["model_file"] = str(out_dir / "model.pt")
+            extra = {**corpus_contract(dm.full.stores), "training": training}
+            ema = task.ema_model()
+            save_pretrained(model, out_dir / RUN_CHECKPOINT, overwrite=overwrite,
+                            weights="model" if ema is None else "ema", ema=ema, **extra)
+            result["checkpoint_dir"] = str(out_dir / RUN_CHECKPOINT)
         (out_dir / "result.json").write_text(json.dumps(result, indent=1))
     return result

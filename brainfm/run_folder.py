@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import BrainfmError
+from .formats import MARKER, RUN_CHECKPOINT, checkpoint_folder_files
 
 #: What brainfm-pretrain writes at the top of its run folder (Hydra's .hydra/ and the log
 #: are written before the run starts and do not make a folder a run).
 RUN_FILES = ("model.pt", "result.json", "training_summary.json", "metrics.csv",
              "hparams.yaml")
 CHECKPOINTS = "checkpoints"
-CHECKPOINT_FOLDER = "checkpoint"
+CHECKPOINT_FOLDER = RUN_CHECKPOINT
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:
@@ -35,6 +36,18 @@ def run_outputs(folder) -> list[str]:
     if (folder / CHECKPOINT_FOLDER / "config.json").is_file():
         found.append(f"{CHECKPOINT_FOLDER}/")
     return found
+
+
+def run_checkpoint(run) -> Path:
+    """What to load for a finished pretraining run: its checkpoint folder
+    (``<run>/checkpoint``), or, for a run made before folders, its ``model.pt`` (deprecated;
+    read, never written). The folder's path when neither exists (loading it names the
+    problem)."""
+    run = Path(run)
+    folder = run / CHECKPOINT_FOLDER
+    if (folder / "config.json").is_file() or not (run / "model.pt").is_file():
+        return folder
+    return run / "model.pt"
 
 
 def claim_run_folder(folder, resume=None, overwrite: bool = False) -> None:
@@ -58,9 +71,6 @@ def claim_run_folder(folder, resume=None, overwrite: bool = False) -> None:
 
 
 def _remove_run_outputs(folder: Path) -> None:
-    from .hub.folder import checkpoint_folder_files
-    from .outputs import MARKER
-
     for name in RUN_FILES:
         (folder / name).unlink(missing_ok=True)
     for path in _checkpoint_files(folder):
@@ -78,16 +88,17 @@ def _remove_run_outputs(folder: Path) -> None:
 def check_resume_model(resume, model_cfg: dict) -> None:
     """Resuming must build the model the checkpoint holds: a different architecture is
     refused with both configurations named (not a state-dict RuntimeError)."""
-    import torch
+    import torch  # not at the top: brainfm-prep imports this module, torch is slow to load
 
     try:
         ckpt = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)
         saved = dict(ckpt["hyper_parameters"]["model"])
+        saved.pop("family", None)  # recorded since tasks keep it; the architecture is the rest
     except Exception as err:
         raise BrainfmError(f"resume={resume}: cannot read the model configuration it was "
                            f"trained with ({type(err).__name__}: {err}) -> resume from a "
                            "last.ckpt that brainfm-pretrain wrote") from err
-    now = dict(model_cfg)
+    now = {k: v for k, v in dict(model_cfg).items() if k != "family"}
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
         changes = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
@@ -98,4 +109,5 @@ def check_resume_model(resume, model_cfg: dict) -> None:
             "the model the run was started with, or start a new run without resume=")
 
 
-__all__ = ["RUN_FILES", "check_resume_model", "claim_run_folder", "run_outputs"]
+__all__ = ["RUN_FILES", "check_resume_model", "claim_run_folder", "run_checkpoint",
+           "run_outputs"]

@@ -7,61 +7,13 @@ collects every problem here first and stops with the whole list.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from .errors import ConfigError
+from .data.checks import dataset_problems, name_problem
+# entry points stop with every problem found through these (defined at the bottom, errors.py)
+from .errors import ConfigProblems, raise_problems  # noqa: F401
+from .tasks.base import check_task_pairing
 
-
-
-class ConfigProblems(ConfigError):
-    """Every problem found in a configuration, one per line."""
-
-    def __init__(self, entry: str, problems: list[str]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{entry}: {len(self.problems)} problem(s) in the configuration, "
-                         f"nothing was run:\n{lines}")
-
-
-def raise_problems(entry: str, problems: list[str]) -> None:
-    if problems:
-        raise ConfigProblems(entry, problems)
-
-
-def name_problem(name, what: str) -> str | None:
-    from .data.store import StoreError, check_store_name
-
-    try:
-        check_store_name(name, what)
-    except StoreError as err:
-        return str(err)
-    return None
-
-
-def dataset_problems(spec) -> list[str]:
-    """Problems a dataset spec has on its own (before any file is read)."""
-    out = [p for p in [name_problem(spec.name, "dataset.name")] if p]
-    if spec.labels.source == "events" and spec.windows.kind == "fixed":
-        out.append(f"dataset {spec.name!r}: labels.source=events with windows.kind=fixed "
-                   "leaves every window unlabelled -> use windows.kind=events (trials around "
-                   "the events) or labels.source=path/none")
-    return out
-
-
-def check_listing(spec, items, base: Path) -> None:
-    """The recordings a spec found: none at all, or a ``path_regex`` that matches none of
-    them (so no subject, session or label would be read), is a configuration error."""
-    problems = []
-    if not items:
-        problems.append(f"dataset {spec.name!r}: no recording under {base} matches "
-                        f"include={spec.include} (exclude={spec.exclude}) -> check "
-                        "dataset.path and dataset.include")
-    elif spec.path_regex and not any(re.search(spec.path_regex, it.relpath) for it in items):
-        problems.append(f"dataset {spec.name!r}: path_regex {spec.path_regex!r} matches none "
-                        f"of its {len(items)} recordings (e.g. {items[0].relpath!r}), so no "
-                        "subject/session/label would be read -> fix dataset.path_regex")
-    raise_problems(f"dataset {spec.name}", problems)
 
 
 def known_datasets(inline=()) -> set[str]:
@@ -119,6 +71,7 @@ def pretrain_problems(cfg) -> list[str]:
         bad = store_problem(Path(cfg.store_root) / folder)
         if bad:
             problems.append(bad)
+    problems += task_pairing_problems(cfg)
     if cfg.get("resume") and not Path(cfg.resume).is_file():
         problems.append(f"resume={cfg.resume}: no such checkpoint (a run writes "
                         "<run>/checkpoints/last.ckpt) -> check the path")
@@ -134,6 +87,19 @@ def pretrain_problems(cfg) -> list[str]:
             problems.append(f"{key}={value!r}; use a number "
                             + (">= 0 (0 or null: none)" if least == 0 else "> 0"))
     return problems
+
+
+def task_pairing_problems(cfg) -> list[str]:
+    """The task must train the model's family (the family record pairs them), checked
+    before any store is prepared."""
+    from omegaconf import OmegaConf
+
+    model = OmegaConf.to_container(cfg.model, resolve=True) if "model" in cfg else {}
+    try:
+        check_task_pairing((cfg.get("task") or {}).get("kind"), model or {})
+    except ValueError as err:
+        return [str(err)]
+    return []
 
 
 def _whole_number(value, least: int) -> bool:
@@ -244,7 +210,7 @@ def _neural_problems(where: str, spec: dict) -> list[str]:
 
 
 def _backbone_problems(where: str, spec: dict) -> list[str]:
-    from .models.adapters import get_adapter
+    from .bench.adapters import get_adapter
 
     backbone = spec.get("backbone")
     if spec["kind"] in ("eegnet", "shallow", "classical"):
@@ -254,7 +220,7 @@ def _backbone_problems(where: str, spec: dict) -> list[str]:
         return [f"{where}.backbone: give backbone.checkpoint (a checkpoint folder or model "
                 "file) or backbone.model (constructor arguments)"]
     try:
-        adapter = get_adapter(backbone.get("family", "criss_cross"))
+        adapter = get_adapter(backbone.get("family"))
     except ValueError as err:
         return [f"{where}.{err}"]
     if spec["kind"] == "probe":
@@ -316,7 +282,7 @@ def _checkpoint_problems(experiment: dict, datasets, store_root) -> list[str]:
     from .bench.pipelines import uses_pretrained_weights
     from .bench.pretrained import checkpoint_for
     from .checkpoint import read_model_file
-    from .embed.core import contract_differences
+    from .data.contract import contract_differences
 
     made_by_block = (experiment.get("pretrained") or {}).get("path")
     contracts, standardise = {}, {}

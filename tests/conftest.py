@@ -1,4 +1,5 @@
-"""Shared fixtures: the real recordings, and corpus stores prepared once per session."""
+"""Shared fixtures: the real recordings, corpus stores prepared once per session, and small
+models of every registered family."""
 from __future__ import annotations
 
 import os
@@ -53,3 +54,20 @@ def sample_store_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("sample_stores")
     prepare(spec, std, sample_root(), root / spec.store_name(), progress=False, n_jobs=1)
     return root
+
+
+@pytest.fixture
+def small_model():
+    """A factory of small untrained models: ``small_model("diffusion", n_layers=3)`` builds
+    the family's record's ``small_config`` with the overrides (the default family when no
+    name is given)."""
+    import torch
+
+    from brainfm.models.registry import get_family
+
+    def build(family: str | None = None, **overrides):
+        torch.manual_seed(0)
+        record = get_family(family)
+        return record.build({**record.small_config, **overrides})
+
+    return build

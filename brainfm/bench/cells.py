@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import read_model_file
+from ..data.contract import check_store_contract
 from ..data.groups import NO_SUBJECT, subject_groups
 from ..data.loading import WindowDataset
-from ..embed.core import check_store_contract
 from .metrics import classification_metrics
 from .pipelines import make_pipeline, uses_pretrained_weights
 from .pretrained import check_pretraining_disjoint, checkpoint_for

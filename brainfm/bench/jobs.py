@@ -8,9 +8,16 @@ job again) recomputes only the cell it was in, and a killed job leaves nothing h
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..configuration import compose_config
+from ..formats import RUN_CHECKPOINT
+from ..pretrain_run import run_pretrain
+from ..run_folder import run_outputs
 from .cells import Cell, CellComputer
 
 
@@ -87,8 +94,32 @@ def cell_jobs(cells: list[Cell], job_size: int, **job_kwargs) -> list[CellJob]:
     return [CellJob([cells[i] for i in sorted(m)], **job_kwargs) for m in members]
 
 
+def resume_overrides(run_dir: Path) -> list[str]:
+    """Overrides for a pretraining run's own folder: resume a run killed midway (its
+    last.ckpt), start over where a run finished but its checkpoint was not copied out."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not run_outputs(run_dir):
+        return []
+    if last.is_file() and not (run_dir / "result.json").is_file():
+        return [f"resume={last}"]
+    return ["overwrite=true"]
+
+
+def copy_checkpoint(folder: Path, destination: Path) -> None:
+    """Copy a run's checkpoint folder to ``destination`` in one step (a copy beside it,
+    then renamed): the destination exists only whole."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial",
+                                dir=destination.parent))
+    try:
+        shutil.copytree(folder, tmp / "copy")
+        os.replace(tmp / "copy", destination)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class PretrainJob(_Requeueable):
-    """One brainfm-pretrain run (its Hydra overrides); its model file is copied to
+    """One brainfm-pretrain run (its Hydra overrides); its checkpoint folder is copied to
     ``destination`` when it ends, so a finished run is not repeated."""
 
     units = 1
@@ -103,12 +134,6 @@ class PretrainJob(_Requeueable):
         return int(Path(self.destination).exists())
 
     def __call__(self, on_unit=None) -> str:
-        from ..configuration import compose_config
-        from ..data.store import atomic_write_bytes
-        from ..pretrain_run import run_pretrain
-
-        from .pretrained import resume_overrides
-
         if not Path(self.destination).exists():
             # a run killed midway (or re-queued after pre-emption) resumes from its last.ckpt
             output_dir = compose_config(self.overrides, config_name="pretrain").output_dir
@@ -119,7 +144,7 @@ class PretrainJob(_Requeueable):
             overrides = [*self.overrides, *again]
             with thread_limit(self.threads):
                 result = run_pretrain(compose_config(overrides, config_name="pretrain"))
-            atomic_write_bytes(Path(self.destination), Path(result["model_file"]).read_bytes())
+            copy_checkpoint(Path(result["output_dir"]) / RUN_CHECKPOINT, Path(self.destination))
         if on_unit is not None:
             on_unit()
         return self.destination

@@ -2,7 +2,7 @@
 
 Every pipeline has ``run_fold(windows, split, seed) -> FoldPrediction``; model selection (early
 stopping, checkpoint choice) only ever looks at the fold's validation rows. A backbone enters
-through its family's adapter (:mod:`brainfm.models.adapters`).
+through its family's adapter (:mod:`brainfm.bench.adapters`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ..checkpoint import read_model_file
 from ..data.loading import WindowDataset, batch_loader
+from ..models.contract import readout_layer_of
+from .adapters import get_adapter
 from .probe import FeatureCache, linear_probe
 
 
@@ -41,15 +44,13 @@ def uses_pretrained_weights(spec: dict) -> bool:
 
 def load_backbone(spec: dict, n_classes: int, windows: WindowDataset,
                   pretrained: bool = True) -> torch.nn.Module:
-    """A backbone of ``spec["family"]`` (default criss_cross) with a fresh classification head.
+    """A backbone of ``spec["family"]`` (default: the registry's default family) with a fresh classification head.
 
-    ``spec``: ``checkpoint`` (a model file) and/or ``model`` (constructor arguments), optional
+    ``spec``: ``checkpoint`` (a checkpoint folder) and/or ``model`` (constructor arguments), optional
     ``overrides`` and ``head`` (one of the family's heads, default ``pooled``).
     ``pretrained=False`` gives the same architecture randomly initialised.
     """
-    from ..models.adapters import get_adapter
-
-    adapter = get_adapter(spec.get("family", "criss_cross"))
+    adapter = get_adapter(spec.get("family"))
     model = adapter.load(spec, pretrained=pretrained)
     t = windows.table
     return adapter.classifier(model, spec.get("head", "pooled"), n_classes,
@@ -160,13 +161,12 @@ class ProbePipeline:
 
     def __init__(self, backbone: dict, cache_dir, readout: str = "recorded",
                  subject_norm: bool = False):
-        from ..models.adapters import get_adapter
 
         if readout not in PROBE_READOUTS:
             raise ValueError(f"probe readout={readout!r}; use one of {', '.join(PROBE_READOUTS)}")
         self.backbone, self.cache, self.readout = backbone, FeatureCache(cache_dir), readout
         self.subject_norm = bool(subject_norm)
-        self.adapter = get_adapter(backbone.get("family", "criss_cross"))
+        self.adapter = get_adapter(backbone.get("family"))
         self.pretrained = uses_pretrained_weights({"backbone": backbone})
         self._features: dict[tuple, np.ndarray] = {}
         self.layer = recorded_layer(backbone) if readout == "recorded" else None
@@ -283,9 +283,8 @@ class NeuralPipeline:
         backbone outputs for the same rows."""
         if self.cache_dir is None or self.kind in ("eegnet", "shallow"):
             return windows
-        from ..models.adapters import get_adapter
 
-        adapter = get_adapter((self.backbone or {}).get("family", "criss_cross"))
+        adapter = get_adapter((self.backbone or {}).get("family"))
         return adapter.cached_inputs(model, windows, self.cache_dir, self.batch_size)
 
     def run_fold(self, windows: WindowDataset, split, seed: int,
@@ -394,8 +393,6 @@ def recorded_layer(backbone: dict) -> int | None:
     checkpoint = backbone.get("checkpoint")
     if not checkpoint:
         return None
-    from ..checkpoint import read_model_file
-    from ..models.contract import readout_layer_of
 
     return readout_layer_of(read_model_file(checkpoint)[2])
 

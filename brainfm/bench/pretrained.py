@@ -6,11 +6,11 @@ A benchmark config may carry a ``pretrained`` block::
       experiment: pretrain_all            # a brainfm-pretrain experiment
       datasets: [eegmat, ssvep_exoskeleton, muse_p300, bonn, delhi]   # pretraining corpus
       leave_dataset_out: true             # one checkpoint per evaluated dataset, without it
-      path: checkpoints/bench/without_{dataset}.pt
+      path: checkpoints/bench/without_{dataset}   # a checkpoint folder each
       overrides: [trainer.max_steps=1000]
 
 Pipelines then point at ``${pretrained.path}``; the runner fills ``{dataset}`` per evaluated
-dataset. A checkpoint whose pretraining corpus contains the evaluated dataset, by name or by
+dataset; :func:`brainfm.bench.sweep.ensure_pretrained` makes what is missing. A checkpoint whose pretraining corpus contains the evaluated dataset, by name or by
 recording (the same files under another name), is refused
 (:func:`check_pretraining_disjoint`): self-supervised pretraining on the test subjects'
 recordings is a transductive advantage the baselines do not get.
@@ -18,8 +18,8 @@ recordings is a transductive advantage the baselines do not get.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
+from ..checkpoint import read_model_file
 from .protocols import LeakageError
 
 
@@ -43,48 +43,6 @@ def pretraining_corpus(spec: dict, dataset: str) -> list[str]:
         raise ValueError(f"pretrained.datasets leaves nothing to pretrain on once {dataset!r} "
                          "is held out; add other datasets")
     return corpus
-
-
-def resume_overrides(run_dir: Path) -> list[str]:
-    """Overrides for a pretraining run's own folder: resume a run killed midway (its
-    last.ckpt), start over where a run finished but its model file was not copied out."""
-    from ..run_folder import run_outputs
-
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not run_outputs(run_dir):
-        return []
-    if last.is_file() and not (run_dir / "result.json").is_file():
-        return [f"resume={last}"]
-    return ["overwrite=true"]
-
-
-def ensure_pretrained(spec: dict, datasets, store_root, data_root=None,
-                      executor: dict | None = None, folder=None) -> dict[str, str]:
-    """Pretrain what is missing, once, before any benchmark cell (through ``executor``, a
-    ``conf/executor`` config, side by side where it runs jobs in parallel); returns evaluated
-    dataset -> checkpoint path."""
-    from .sweep import pretrain_sweep
-
-    paths, runs = {}, {}
-    for dataset in datasets:
-        path = Path(checkpoint_for(spec["path"], dataset))
-        paths[dataset] = str(path)
-        if path.exists():
-            continue
-        corpus = pretraining_corpus(spec, dataset)
-        run_dir = path.parent / f"{path.stem}_run"
-        overrides = [f"experiment={spec['experiment']}", f"data.datasets=[{','.join(corpus)}]",
-                     f"store_root={store_root}", f"output_dir={run_dir}",
-                     *(spec.get("overrides") or [])]
-        if data_root:
-            overrides.append(f"data_root={data_root}")
-        print(f"brainfm-bench: pretraining {path} on {', '.join(corpus)} "
-              f"(brainfm-pretrain {' '.join(overrides)}); a progress line every 30 s",
-              flush=True)
-        runs[str(path)] = overrides
-    if runs:
-        pretrain_sweep(runs, executor, folder, progress=False)
-    return paths
 
 
 def pretraining_gate(extra: dict) -> dict[str, float] | None:
@@ -133,8 +91,6 @@ def check_pretraining_disjoint(checkpoint, dataset: str, store=None,
     them by name, or when any of its recordings (``store``, a CorpusStore) is among the
     checkpoint's pretraining recordings under whatever name. ``extra``: the file's metadata
     when the caller has read it already."""
-    from ..checkpoint import read_model_file
-
     if extra is None:
         extra = read_model_file(checkpoint)[2]
     warn_if_unlearned(checkpoint, extra)

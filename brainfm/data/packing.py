@@ -20,24 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import atomic_write_json, store_path
+from .store import PENDING, atomic_write_json, pending_packs, store_path
 
 PACK_INDEX = "packs.json"
-PENDING = "packs.pending.json"
 
 
 def read_pack_index(root: Path) -> dict[str, list]:
     """key -> [pack file (relative to the store), first row in that pack, window count]."""
     path = root / PACK_INDEX
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def pending_packs(root: Path) -> list[str]:
-    """Packs a run announced before writing them, and the packs they replace: what
-    remove_unreferenced must look at even after a kill lost the index naming them."""
-    path = root / PENDING
-    names = json.loads(path.read_text()) if path.exists() else []
-    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def has_windows(root: Path, key: str, index: dict) -> bool:

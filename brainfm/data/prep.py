@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..errors import BrainfmError
+from ..errors import BrainfmError, raise_problems
 from ..progress import progress_bar
-from ..validate import check_listing, dataset_problems, raise_problems
+from .checks import check_listing, dataset_problems
 from .datasets import DatasetSpec, RecordingItem, list_recordings
 from .packing import (has_windows, index_is_current, pack_records, pending_packs,
                       read_pack_index, remove_unreferenced, write_pack_index)

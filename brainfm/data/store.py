@@ -122,6 +122,11 @@ def _json_default(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+#: The packs a run announced before writing them (brainfm.data.packing), so that an
+#: interrupted run's unfinished packs can be found and removed.
+PENDING = "packs.pending.json"
+
+
 def remove_stale_temporaries(root: Path) -> int:
     """Delete the temporaries an interrupted run of brainfm left in the store ``root``: its
     own temporary names in its own folders, and the unfinished packs its pending list names
@@ -136,14 +141,20 @@ def remove_stale_temporaries(root: Path) -> int:
             if _TEMPORARY.match(tmp.name) and tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink(missing_ok=True)
                 n += 1
-    from .packing import pending_packs
-
     for name in pending_packs(root):
         partial = store_path(root, f"{name}.partial")
         if partial.is_file():
             partial.unlink()
             n += 1
     return n
+
+
+def pending_packs(root: Path) -> list[str]:
+    """Packs a run announced before writing them, and the packs they replace: what
+    remove_unreferenced must look at even after a kill lost the index naming them."""
+    path = root / PENDING
+    names = json.loads(path.read_text()) if path.exists() else []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def store_path(root: Path, relative: str) -> Path:

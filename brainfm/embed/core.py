@@ -15,18 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..data.readers import RECORDING_SUFFIXES  # a folder input embeds every such file in it
+from .._version import __version__
+from ..checkpoint import from_pretrained
+from ..data.contract import (check_store_contract, fixed_channel_set, recording_sensors,
+                             split_channel_set, windows_of)
+# a folder input embeds every file in it with one of RECORDING_SUFFIXES
+from ..data.readers import RECORDING_SUFFIXES, read_recording
+from ..data.store import (CorpusStore, atomic_save_array, atomic_write_json,
+                          atomic_write_parquet, is_store)
 from ..errors import BrainfmError
+from ..outputs import claim_output_folder, output_folder
+from ..progress import progress_bar
 
 COMMAND = "brainfm-embed"
 #: What brainfm-embed writes into its output folder (besides its marker).
 OUTPUT_FILES = ("windows.parquet", "windows.npy", "recordings.parquet", "recordings.npy",
                 "embed.json")
-#: Standardisation keys that must agree between a store and a checkpoint (the mains notch
-#: is a property of where a dataset was recorded and may differ).
-_MUST_AGREE = ("sfreq", "l_freq", "h_freq", "filter_order", "scale", "reference")
-
 
 @dataclass
 class EmbeddingResult:
@@ -42,8 +48,6 @@ class EmbeddingResult:
 
 
 def pick_device(device: str = "auto") -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -63,8 +67,6 @@ def _recording_files(folder: Path) -> list[Path]:
 
 def resolve_input(source, store_root=None) -> tuple[str, object]:
     """("store", Path) | ("files", [Path, ...]) for a file, folder, store or dataset name."""
-    from ..data.store import is_store
-
     if source is None or not str(source).strip():
         raise BrainfmError("input= is empty: name a recording file, a folder of recordings, a "
                            "store folder or a prepared dataset (an empty path would embed "
@@ -89,40 +91,10 @@ def resolve_input(source, store_root=None) -> tuple[str, object]:
                        f"store_root={root}), or pass a recording file or folder")
 
 
-def contract_differences(standardise: dict, contract: dict) -> list[str]:
-    """Where a store's standardisation (``standardise``, its store.json's) and what a
-    checkpoint's ``contract`` expects disagree, one ``key: store .. vs checkpoint ..`` each."""
-    from ..data.standardise import StandardiseConfig
-
-    want = contract.get("standardise")
-    if not want:
-        return []
-    want = StandardiseConfig.from_dict(want).as_dict()
-    have = StandardiseConfig.from_dict(standardise or {}).as_dict()
-    return [f"{k}: store {have.get(k)!r} vs checkpoint {want.get(k)!r}"
-            for k in _MUST_AGREE if have.get(k) != want.get(k)]
-
-
-def check_store_contract(store, contract: dict) -> None:
-    """A store standardised otherwise than the checkpoint expects is refused, naming keys."""
-    differ = contract_differences(store.meta.get("standardise"), contract)
-    if differ:
-        raise BrainfmError(f"{store.root}: the store was standardised otherwise than the "
-                           f"checkpoint expects ({'; '.join(differ)}) -> pass the recordings "
-                           "themselves (input=<file or folder>; they are prepared to the "
-                           "checkpoint's contract) or re-prepare the store with its settings")
-
-
 def _store_rows(store, model, batch_size, progress, failures):
     """Window rows and embeddings of every ok recording of a store (the window table is
     split by recording once, not filtered again per recording)."""
-    import torch
-
-    from ..progress import progress_bar
-
-    contract = model.data_contract()
-    channels = list(contract.get("channels") or [])
-    fixed = contract.get("channel_encoding", "sensor") != "sensor" and bool(channels)
+    channels = fixed_channel_set(model.data_contract())
     patch = int(model.patch_len)
     ok = store.recordings[store.recordings["status"] == "ok"]
     by_key = dict(tuple(store.windows.groupby("key", sort=False)))
@@ -139,8 +111,8 @@ def _store_rows(store, model, batch_size, progress, failures):
                        dtype=np.float32)
         sensors = store.sensors(rec.key)
         names = json.loads(rec.ch_names)
-        if fixed:
-            lack = [n for n in channels if n not in names]
+        if channels:
+            lack = split_channel_set(names, channels)[1]
             if lack:
                 failures[str(rec.relpath)] = f"lacks channel(s) {', '.join(lack)}"
                 bar.update(len(meta))
@@ -148,9 +120,8 @@ def _store_rows(store, model, batch_size, progress, failures):
             idx = [names.index(n) for n in channels]
             x, sensors = x[:, idx], sensors[idx]
         x = x[..., :x.shape[-1] // patch * patch]
-        emb = model._embed_batches(torch.from_numpy(x),
-                                   torch.from_numpy(sensors)[None].expand(len(x), -1, -1),
-                                   None, batch_size, progress=False)
+        emb = model.embed_windows(torch.from_numpy(x), torch.from_numpy(sensors), None,
+                                  batch_size, progress=False)
         vecs.append(emb)
         peak = np.abs(x).max(axis=(1, 2))
         end = x.shape[-1] / store.sfreq
@@ -176,12 +147,6 @@ def _annotation_text(rec, start: float, end: float) -> str | None:
 def _file_rows(files, model, batch_size, progress, failures, allow_interpolation, window_s):
     """Window rows and embeddings of recording files, each read and prepared once (the
     prepared recording is windowed here, not handed to ``model.embed`` to prepare again)."""
-    import torch
-
-    from ..data.readers import read_recording
-    from ..models.contract import recording_sensors, windows_of
-    from ..progress import progress_bar
-
     rows, vecs = [], []
     size = model.window_length(window_s)
     patch = int(model.patch_len)
@@ -195,9 +160,8 @@ def _file_rows(files, model, batch_size, progress, failures, allow_interpolation
             failures[str(path)] = str(err)
             bar.update()
             continue
-        sensors = torch.from_numpy(recording_sensors(rec))[None].expand(len(x), -1, -1)
-        vecs.append(model._embed_batches(torch.from_numpy(x), sensors, None, batch_size,
-                                         progress=progress and len(files) == 1))
+        vecs.append(model.embed_windows(torch.from_numpy(x), recording_sensors(rec), None,
+                                        batch_size, progress=progress and len(files) == 1))
         peak = np.abs(x).max(axis=(1, 2))
         for s, m in zip(starts, peak):
             e = float(s) + n / rec.sfreq
@@ -220,10 +184,6 @@ def embed_dataset(checkpoint, input, out=None, batch_size: int = 64, device: str
     to ``out`` when given (see :func:`write_result`; the folder is checked before any
     work)."""
     import pandas as pd
-
-    from ..checkpoint import from_pretrained
-    from ..data.store import CorpusStore
-    from ..outputs import claim_output_folder
 
     t0 = time.time()
     if out is not None:
@@ -286,10 +246,6 @@ def write_result(result: EmbeddingResult, out, overwrite: bool = False) -> Path:
     ``out`` must be new, empty or an earlier brainfm-embed output (``overwrite``: one
     holding other files too, which are kept); the five files are replaced together, never
     one by one (:mod:`brainfm.outputs`)."""
-    from .._version import __version__
-    from ..data.store import atomic_save_array, atomic_write_json, atomic_write_parquet
-    from ..outputs import output_folder
-
     with output_folder(out, COMMAND, overwrite, legacy=embed_output_files) as tmp:
         atomic_write_parquet(tmp / "windows.parquet", result.table)
         atomic_save_array(tmp / "windows.npy", result.windows)
@@ -300,6 +256,5 @@ def write_result(result: EmbeddingResult, out, overwrite: bool = False) -> Path:
     return Path(out)
 
 
-__all__ = ["EmbeddingResult", "OUTPUT_FILES", "RECORDING_SUFFIXES", "check_store_contract",
-           "embed_dataset", "embed_output_files", "pick_device", "resolve_input",
-           "write_result"]
+__all__ = ["EmbeddingResult", "OUTPUT_FILES", "RECORDING_SUFFIXES", "embed_dataset",
+           "embed_output_files", "pick_device", "resolve_input", "write_result"]

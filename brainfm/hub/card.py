@@ -8,13 +8,7 @@ config declares its own: ``licence:`` and ``citation:``).
 from __future__ import annotations
 
 from ..configuration import declared_dataset
-
-_FAMILY_TEXT = {
-    "criss_cross": "a criss-cross transformer (CBraMod-style: spatial and temporal attention "
-                   "side by side over 1-patch tokens)",
-    "diffusion": "an EEGDM-style diffusion denoiser (gated S4D blocks, one channel at a "
-                 "time); its representation is the gate activations of its blocks",
-}
+from ..models.registry import DEFAULT_FAMILY, FAMILIES
 
 _ENCODING_TEXT = {
     "sensor": "by sensor features (position, orientation, type): any montage goes in",
@@ -23,6 +17,11 @@ _ENCODING_TEXT = {
     "channel_index": "by a table of channel indices (the reference EEGDM layout): the "
                      "channel order must match the one used in training",
 }
+
+
+def _family_text(name: str) -> str:
+    """The family record's one-line description (its name when it is not registered here)."""
+    return FAMILIES[name].description if name in FAMILIES else name
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -81,7 +80,7 @@ def _licence_text(name: str) -> str:
 
 
 def model_card(config: dict) -> str:
-    family = config.get("family", "criss_cross")
+    family = config.get("family") or DEFAULT_FAMILY
     contract = config.get("contract") or {}
     corpus = config.get("corpus") or {}
     arch = config.get("architecture") or {}
@@ -104,7 +103,7 @@ def model_card(config: dict) -> str:
     thresholds = ", ".join(f"{d}: {_fmt(v)}" for d, v in (rejection.get("max_abs") or {}).items())
     body = [
         f"# brainfm {family.replace('_', '-')} checkpoint", "",
-        f"This is {_FAMILY_TEXT.get(family, family)}, {_fmt(weights.get('n_parameters'))} "
+        f"This is {_family_text(family)}, {_fmt(weights.get('n_parameters'))} "
         f"parameters (width {size[0]}, {size[1]} layers), written by brainfm "
         f"{config.get('brainfm_version')}."
         + (f" Its weights were imported from the original {config['source_format']} code."

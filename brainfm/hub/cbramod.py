@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError
+from ..errors import CheckpointError
 from ..data.store import atomic_write_bytes
 from ..models.cbramod_import import _RULES, CBRAMOD_CONFIG
 

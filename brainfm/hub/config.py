@@ -1,10 +1,8 @@
 """config.json of a checkpoint folder: built from what a run knows, read back into the
 ``extra`` dict the rest of brainfm uses (bench leakage checks, the pretraining gate).
 
-The data contract is the part a user needs to bring a new recording to the model: the
-standardisation (rate, filters, notch, reference, units and scale per channel type), the
-window length, the sensor types seen in training, how channels are encoded and, where the
-encoding is by position in a fixed montage, the channel set in order.
+Its data contract (what a user needs to bring a new recording to the model) is built by
+:mod:`brainfm.data.contract`, with the channel encoding the model's family record gives.
 """
 from __future__ import annotations
 
@@ -12,30 +10,9 @@ import hashlib
 import json
 
 from .._version import __version__
-from ..data.standardise import PHYSICAL_UNIT, StandardiseConfig
-
-#: How a model knows which channel is which: by sensor features (any montage), by its place
-#: in a fixed channel order (ACPE convolution, flatten heads), or by a channel index table.
-ENCODINGS = ("sensor", "channel_order", "channel_index")
-
-
-def channel_encoding(family: str, arch: dict) -> str:
-    """Whether the model needs one channel set in one order (and which kind of need)."""
-    if family == "diffusion":
-        return "channel_index" if arch.get("channel_conditioning") == "index" else "sensor"
-    if arch.get("positional") == "acpe" or arch.get("head") == "flatten":
-        return "channel_order"
-    return "sensor"
-
-
-def units_of(standardise: dict) -> dict[str, str]:
-    """What one model unit is, per channel type (e.g. ``{"eeg": "100 uV"}``)."""
-    scale = StandardiseConfig.from_dict(standardise).scale
-    out = {}
-    for kind, factor in sorted(scale.items()):
-        unit = PHYSICAL_UNIT.get(kind, ("uV", 1e6))[0]
-        out[kind] = f"{factor:g} {unit}" if factor != 1 else unit
-    return out
+from ..data.contract import build_contract
+from ..formats import CHECKPOINT_FORMAT, WEIGHTS
+from ..models.registry import get_family
 
 
 def recording_ids_hash(ids) -> str | None:
@@ -44,45 +21,19 @@ def recording_ids_hash(ids) -> str | None:
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
 
 
-def build_contract(family: str, arch: dict, extra: dict) -> dict:
-    std = dict(extra.get("standardise") or {})
-    cfg = StandardiseConfig.from_dict(std)
-    sfreq = extra.get("sfreq") or cfg.sfreq or arch.get("sfreq")
-    rejection = (extra.get("training") or {}).get("rejection") or {}
-    return {
-        "sfreq": sfreq,
-        "patch_len": arch.get("patch_len"),
-        "window_s": extra.get("window_s"),
-        "units": units_of(std),
-        "filters": {"l_freq": cfg.l_freq, "h_freq": cfg.h_freq, "order": cfg.filter_order,
-                    "design": "Butterworth, zero-phase (forward-backward)"},
-        "notch": {"freq": cfg.notch, "q": cfg.notch_q},
-        "reference": cfg.reference,
-        "rejection": {"rule": "training windows with max|x| >= max_abs (model units) were "
-                              "left out", "max_abs": {d: r.get("max_abs")
-                                                     for d, r in rejection.items()}},
-        "sensor_types": extra.get("sensor_types"),
-        "channel_encoding": channel_encoding(family, arch),
-        "channels": extra.get("channels"),
-        "n_montages": extra.get("n_montages"),
-        "standardise": cfg.as_dict() if std else None,
-        "standardise_per_dataset": extra.get("standardise_per_dataset") or {},
-        "known": bool(std),
-    }
-
-
 def build_config(family: str, arch: dict, extra: dict, sha256: str,
-                 n_parameters: int) -> dict:
-    """The whole config.json from a model's family and architecture and a run's ``extra``."""
+                 n_parameters: int, ema: dict | None = None) -> dict:
+    """The whole config.json from a model's family and architecture and a run's ``extra``
+    (``ema``: the file and sha256 of the EMA weights, when the folder holds them)."""
     ids = list(extra.get("recording_ids") or [])
     training = dict(extra.get("training") or {})
     config = {
-        "format": "brainfm-checkpoint/1",
+        "format": CHECKPOINT_FORMAT,
         "library_name": "brainfm",
         "brainfm_version": __version__,
         "family": family,
         "architecture": {k: (list(v) if isinstance(v, tuple) else v) for k, v in arch.items()},
-        "contract": build_contract(family, arch, extra),
+        "contract": build_contract(get_family(family).channel_encoding(arch), arch, extra),
         "corpus": {"datasets": list(extra.get("datasets") or []),
                    "hours": extra.get("hours"),
                    "n_recordings": len(ids) or None,
@@ -94,9 +45,11 @@ def build_config(family: str, arch: dict, extra: dict, sha256: str,
         "steps": training.get("steps"),
         "heldout": training.get("heldout"),
         "training": training,
-        "weights": {"file": "model.safetensors", "sha256": sha256,
+        "weights": {"file": WEIGHTS, "sha256": sha256,
                     "n_parameters": int(n_parameters)},
     }
+    if ema is not None:
+        config["weights"]["ema"] = dict(ema)
     if extra.get("source_format"):
         config["source_format"] = extra["source_format"]
     return seal(config)
@@ -158,6 +111,5 @@ def extra_from_config(config: dict) -> dict:
     return extra
 
 
-__all__ = ["ENCODINGS", "SEALED", "build_config", "build_contract", "channel_encoding",
-           "edited_sections", "extra_from_config", "recording_ids_hash", "seal",
-           "section_hashes", "units_of"]
+__all__ = ["SEALED", "build_config", "edited_sections", "extra_from_config",
+           "recording_ids_hash", "seal", "section_hashes"]

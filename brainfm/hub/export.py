@@ -12,8 +12,9 @@ Turn a pretraining run into a checkpoint folder in the Hugging Face hub layout
 card) that brainfm.from_pretrained loads in any process from the folder alone.
 
 SOURCE is a brainfm-pretrain run folder (its checkpoints/last.ckpt is used), a last.ckpt,
-a brainfm model file (.pt), a checkpoint folder, or an original CBraMod or EEGDM state
-dict. Nothing read runs pickled code. With --format cbramod the weights of a cbramod-config
+a checkpoint folder, an old brainfm model file (.pt, deprecated), or an original CBraMod or
+EEGDM state dict. EMA weights the source keeps (a diffusion run's) are exported beside the
+weights (ema.safetensors; brainfm.from_pretrained(OUT, weights="ema")). Nothing read runs pickled code. With --format cbramod the weights of a cbramod-config
 model are written as the original CBraMod code's state dict (OUT is then a .pth file).
 """
 
@@ -44,18 +45,21 @@ def export(source, out, fmt: str = "brainfm", allow_nonfinite: bool = False,
     """Write ``source`` (see :func:`resolve_source`) to ``out``; returns what was written.
     A checkpoint folder ``out`` is checked before anything is read (see
     :func:`brainfm.hub.folder.save_pretrained` for where it may be written)."""
-    from ..checkpoint import from_pretrained
+    from ..checkpoint import from_pretrained, read_ema_state
     from ..outputs import claim_output_folder
     from .folder import checkpoint_folder_files, save_pretrained
 
     if fmt != "cbramod":
         claim_output_folder(out, "brainfm-export", overwrite, legacy=checkpoint_folder_files)
-    model = from_pretrained(resolve_source(Path(source)), allow_nonfinite=allow_nonfinite)
+    source = resolve_source(Path(source))
+    model = from_pretrained(source, allow_nonfinite=allow_nonfinite)
     if fmt == "cbramod":
         from .cbramod import save_cbramod
 
         return save_cbramod(model, out)
-    return save_pretrained(model, out, overwrite=overwrite)
+    ema = read_ema_state(source)   # kept beside the weights when the run kept an EMA
+    return save_pretrained(model, out, overwrite=overwrite,
+                           weights="model" if ema is None else "ema", ema=ema)
 
 
 def summary(path: Path, fmt: str) -> str:
@@ -69,7 +73,8 @@ def summary(path: Path, fmt: str) -> str:
     c = cfg["contract"]
     how = ("any montage (sensor-encoded)" if c["channel_encoding"] == "sensor" else
            f"{len(c['channels'] or [])} channels in a fixed order")
-    return (f"brainfm-export: wrote {path}/ (model.safetensors, config.json, README.md)\n"
+    files = "model.safetensors" + (", ema.safetensors" if cfg["weights"].get("ema") else "")
+    return (f"brainfm-export: wrote {path}/ ({files}, config.json, README.md)\n"
             f"  {cfg['family']}, {cfg['weights']['n_parameters']} parameters, "
             f"{cfg.get('objective') or 'unknown objective'}, {cfg.get('steps')} steps, "
             f"corpus {', '.join(cfg['corpus']['datasets']) or 'unknown'}\n"

@@ -16,16 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import warnings
 from pathlib import Path
 
-from .._version import __version__
-from ..checkpoint import CheckpointError, family_and_config_of
-from ..data.store import atomic_write_bytes
+from safetensors.torch import load, save
 
-CHECKPOINT_FORMAT = "brainfm-checkpoint/1"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-CARD = "README.md"
+from ..data.store import atomic_write_bytes
+from ..errors import CheckpointError
+from ..formats import (CARD, CHECKPOINT_FORMAT, CONFIG, EMA_WEIGHTS, WEIGHTS,
+                       checkpoint_folder_files)
+from ..models.registry import family_and_config_of
+from ..outputs import output_folder
+from .card import model_card
+from .config import build_config, edited_sections
 
 
 def sha256_of(path) -> str:
@@ -53,22 +56,25 @@ def checkpoint_folder_of(path) -> Path | None:
 
 
 # ---- writing ------------------------------------------------------------------------------
-def checkpoint_folder_files(folder) -> set[str] | None:
-    """The files of the checkpoint folder brainfm wrote at ``folder`` (recognised by its
-    config.json's format; such a folder carries no other marker), else None."""
-    config = Path(folder) / CONFIG
-    try:
-        found = json.loads(config.read_text()).get("format")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if found != CHECKPOINT_FORMAT:
-        return None
-    return {name for name in (WEIGHTS, CONFIG, CARD) if (Path(folder) / name).is_file()}
+#: What ``weights=`` of :func:`save_pretrained` and ``from_pretrained`` may name.
+WEIGHT_KINDS = ("model", "ema")
+
+
+def _state_of(weights) -> dict:
+    """A state dict, contiguous on the CPU, of a module or a state dict."""
+    weights = getattr(weights, "_orig_mod", weights)
+    state = weights.state_dict() if hasattr(weights, "state_dict") else dict(weights)
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def save_pretrained(model, folder, card: bool = True, overwrite: bool = False,
-                    **metadata) -> Path:
+                    weights: str = "model", ema=None, **metadata) -> Path:
     """Write ``model`` as a checkpoint folder (model.safetensors, config.json, README.md).
+
+    ``ema``: the exponential moving average of the weights a run kept (a module of the same
+    architecture, or its state dict), written beside them as ema.safetensors and sealed in
+    config.json (``weights.ema``); ``from_pretrained(folder, weights="ema")`` loads them.
+    ``weights="ema"`` asks for them: an error when ``ema`` is None.
 
     ``metadata`` is what a pretraining run knows (keys of a model file's ``extra``:
     ``datasets``, ``standardise``, ``standardise_per_dataset``, ``sfreq``, ``recording_ids``,
@@ -79,27 +85,38 @@ def save_pretrained(model, folder, card: bool = True, overwrite: bool = False,
     :mod:`brainfm.outputs`); it is replaced whole, so a kill leaves the old or the new
     checkpoint. Returns the folder.
     """
-    from safetensors.torch import save
-
-    from ..outputs import output_folder
-    from .config import build_config
-
+    if weights not in WEIGHT_KINDS:
+        raise ValueError(f"weights={weights!r}; use one of {', '.join(WEIGHT_KINDS)}")
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: save the module
+    if weights == "ema" and ema is None:
+        raise ValueError(f"save_pretrained(weights='ema') to {folder}: no EMA weights given "
+                         "-> pass ema=<the run's EMA model or its state dict> "
+                         "(brainfm.checkpoint.read_ema_state reads a run's or a folder's), "
+                         "or save weights='model'")
     folder = Path(folder)
     with output_folder(folder, "brainfm-export", overwrite, legacy=checkpoint_folder_files,
                        marked=False) as tmp:  # its config.json marks it
         extra = {**dict(getattr(model, "extra", None) or {}), **metadata}
         family, arch = family_and_config_of(model)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = _state_of(model)
         payload = save(state, metadata={"format": "pt", "brainfm_family": family})
+        ema_entry = None
+        if ema is not None:
+            ema_state = _state_of(ema)
+            if {k: tuple(v.shape) for k, v in ema_state.items()} != \
+                    {k: tuple(v.shape) for k, v in state.items()}:
+                raise ValueError(f"save_pretrained to {folder}: the EMA weights do not have "
+                                 "the model's tensors -> pass the EMA copy of this very model")
+            ema_payload = save(ema_state, metadata={"format": "pt", "brainfm_family": family})
+            ema_entry = {"file": EMA_WEIGHTS, "sha256": hashlib.sha256(ema_payload).hexdigest()}
+            atomic_write_bytes(tmp / EMA_WEIGHTS, ema_payload)
         config = build_config(family, arch, extra, sha256=hashlib.sha256(payload).hexdigest(),
-                              n_parameters=sum(v.numel() for v in state.values()))
+                              n_parameters=sum(v.numel() for v in state.values()),
+                              ema=ema_entry)
         atomic_write_bytes(tmp / WEIGHTS, payload)
         atomic_write_bytes(tmp / CONFIG, (json.dumps(config, indent=1, default=str)
                                           + "\n").encode())
         if card:
-            from .card import model_card
-
             atomic_write_bytes(tmp / CARD, model_card(config).encode())
     return folder
 
@@ -109,10 +126,6 @@ def read_config(folder) -> dict:
     """config.json of a checkpoint folder, its fields checked (each malformed one named)
     and its seal verified: an architecture, contract or weights entry edited by hand since
     the folder was written is refused."""
-    import warnings
-
-    from .config import edited_sections
-
     folder = Path(folder)
     path = folder / CONFIG
     if not path.is_file():
@@ -147,6 +160,7 @@ def read_config(folder) -> dict:
 #: Fields of config.json a model is built from, and the type each must have.
 _FIELDS = {"family": str, "architecture": dict, "contract": dict, "weights": dict}
 _WEIGHT_FIELDS = {"file": str, "sha256": str, "n_parameters": int}
+_EMA_FIELDS = {"file": str, "sha256": str}
 #: Fields of the data contract that prepare/embed read, and their types (None allowed).
 _CONTRACT_FIELDS = {"sfreq": (int, float), "window_s": (int, float), "patch_len": int,
                     "standardise": dict, "standardise_per_dataset": dict,
@@ -173,11 +187,17 @@ def _check_fields(path: Path, config: dict) -> None:
     contract = config.get("contract") if isinstance(config.get("contract"), dict) else None
     if weights is not None:
         wrong += _wrong_types(weights, _WEIGHT_FIELDS, "weights.", optional=False)
+        ema = weights.get("ema")
+        if ema is not None and not isinstance(ema, dict):
+            wrong.append(f"weights.ema is {type(ema).__name__}, not dict")
+        elif ema is not None:
+            wrong += _wrong_types(ema, _EMA_FIELDS, "weights.ema.", optional=False)
     if contract is not None:
         wrong += _wrong_types(contract, _CONTRACT_FIELDS, "contract.", optional=True)
-    file = (weights or {}).get("file")
-    if isinstance(file, str) and (Path(file).name != file or file in ("", ".", "..")):
-        wrong.append(f"weights.file={file!r} is not a file name inside the folder")
+    for key, entry in (("weights", weights), ("weights.ema", (weights or {}).get("ema"))):
+        file = entry.get("file") if isinstance(entry, dict) else None
+        if isinstance(file, str) and (Path(file).name != file or file in ("", ".", "..")):
+            wrong.append(f"{key}.file={file!r} is not a file name inside the folder")
     if wrong:
         raise CheckpointError(f"{path}: malformed ({'; '.join(wrong)}) -> use the original "
                               "config.json, or re-export the checkpoint")
@@ -229,11 +249,11 @@ def _check_complete(path: Path, data: bytes) -> None:
                               "bytes) -> copy or download the checkpoint again")
 
 
-def _weights_path(folder: Path, config: dict) -> Path:
-    """The weights file config.json names, which must lie in the folder itself."""
-    weights = folder / config["weights"]["file"]
+def _weights_path(folder: Path, config: dict, entry: dict) -> Path:
+    """The weights file a config.json entry names, which must lie in the folder itself."""
+    weights = folder / entry["file"]
     if weights.resolve().parent != folder.resolve():
-        raise CheckpointError(f"{folder / CONFIG}: weights.file={config['weights']['file']!r} "
+        raise CheckpointError(f"{folder / CONFIG}: weights file {entry['file']!r} "
                               f"resolves to {weights.resolve()}, outside the folder -> a "
                               "checkpoint folder loads only its own weights")
     if not weights.is_file():
@@ -242,19 +262,14 @@ def _weights_path(folder: Path, config: dict) -> Path:
     return weights
 
 
-def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
-    """(family, architecture config, state dict, config.json) of a checkpoint folder, after
-    checking config.json (:func:`read_config`) and that model.safetensors is whole and is
-    the file config.json describes.
+def _read_weights(folder: Path, config: dict, entry: dict, map_location) -> dict:
+    """The state dict of one weights file of the folder, after checking that it is whole
+    and is the file ``entry`` (config.json's) describes.
 
     The file is read once: the bytes that are hashed are the bytes that are loaded (a file
     replaced between the check and the load cannot slip in)."""
-    from safetensors.torch import load
-
-    folder = Path(folder)
-    config = read_config(folder)
-    weights = _weights_path(folder, config)
-    expected = config["weights"]["sha256"]
+    weights = _weights_path(folder, config, entry)
+    expected = entry["sha256"]
     data = weights.read_bytes()
     _check_complete(weights, data)
     found = hashlib.sha256(data).hexdigest()
@@ -274,9 +289,30 @@ def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
                               f"{config['weights']['n_parameters']} -> use the original folder")
     if str(map_location) != "cpu":
         state = {k: v.to(map_location) for k, v in state.items()}
+    return state
+
+
+def read_folder(folder, map_location="cpu") -> tuple[str, dict, dict, dict]:
+    """(family, architecture config, state dict, config.json) of a checkpoint folder, after
+    checking config.json (:func:`read_config`) and that model.safetensors is whole and is
+    the file config.json describes."""
+    folder = Path(folder)
+    config = read_config(folder)
+    state = _read_weights(folder, config, config["weights"], map_location)
     return config["family"], dict(config["architecture"]), state, config
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CARD", "CONFIG", "WEIGHTS", "checkpoint_folder_files",
-           "checkpoint_folder_of",
-           "is_checkpoint_folder", "read_config", "read_folder", "save_pretrained", "sha256_of"]
+def read_folder_ema(folder, map_location="cpu") -> dict | None:
+    """The EMA weights of a checkpoint folder (ema.safetensors, checked as the weights are),
+    or None when the run that wrote it kept none."""
+    folder = Path(folder)
+    config = read_config(folder)
+    entry = config["weights"].get("ema")
+    if entry is None:
+        return None
+    return _read_weights(folder, config, entry, map_location)
+
+
+__all__ = ["CHECKPOINT_FORMAT", "CARD", "CONFIG", "EMA_WEIGHTS", "WEIGHTS", "WEIGHT_KINDS",
+           "checkpoint_folder_files", "checkpoint_folder_of", "is_checkpoint_folder",
+           "read_config", "read_folder", "read_folder_ema", "save_pretrained", "sha256_of"]

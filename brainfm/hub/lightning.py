@@ -3,8 +3,9 @@
 The file itself (read with ``weights_only=True`` by the caller) holds the task's
 hyperparameters (the backbone's constructor arguments under ``model``) and every weight of
 the task; the backbone's are those under ``model.``. What the model was trained on lives in
-the run folder: the model file's ``extra`` when the run exported one at the same step, else
-the contract rebuilt from the run's corpus stores (``datamodule_hyper_parameters``).
+the run folder: its checkpoint folder's config.json (or, for runs made before folders, its
+model.pt's ``extra``), else the contract rebuilt from the run's corpus stores
+(``datamodule_hyper_parameters``).
 """
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import json
 import warnings
 from pathlib import Path
 
-from ..checkpoint import CheckpointError
+import torch
 
-#: Hyperparameters only the diffusion task has (not ema_decay: the masked-patch task's
-#: latent target keeps an EMA teacher too).
-_DIFFUSION_KEYS = ("prediction_type",)
+from ..data.contract import corpus_contract
+from ..data.store import CorpusStore
+from ..errors import CheckpointError
+from ..formats import MODEL_FORMAT, RUN_CHECKPOINT, checkpoint_folder_files
+from ..models.registry import family_of_task
+from .config import extra_from_config
+from .folder import read_config
 
 
 def run_folder_of(path: Path) -> Path:
@@ -37,15 +42,13 @@ def read_lightning_checkpoint(path: Path, obj: dict) -> tuple[dict, dict, dict]:
                               "wrote (no backbone config under hyper_parameters.model) -> "
                               "export the backbone's state_dict from the code that trained it")
     hp = obj["hyper_parameters"]
-    diffusion = any(k in hp for k in _DIFFUSION_KEYS)
-    family = "diffusion" if diffusion else "criss_cross"
-    config = {k: v for k, v in dict(hp["model"]).items() if k != "family"}
-    if not diffusion:
-        config["head"] = "reconstruction"  # what MaskedPatchPretraining builds
+    family = family_of_task(hp)
+    task = family.task_class(family.default_task)
+    config = task.backbone_config(hp["model"])  # what the task built
     state = {k[len("model."):]: v for k, v in obj["state_dict"].items()
              if k.startswith("model.")}
     step = int(obj.get("global_step", 0))
-    extra = {"family": family, **run_metadata(path, obj, step, diffusion)}
+    extra = {"family": family.name, **run_metadata(path, obj, step, family.default_task)}
     return config, state, extra
 
 
@@ -58,10 +61,6 @@ def _model_file_extra(model_file: Path) -> dict | None:
     they come from the Lightning checkpoint."""
     if not model_file.is_file():
         return None
-    import torch
-
-    from ..checkpoint import MODEL_FORMAT
-
     try:
         payload = torch.load(model_file, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
@@ -71,10 +70,21 @@ def _model_file_extra(model_file: Path) -> dict | None:
     return dict(payload.get("extra") or {})
 
 
-def run_metadata(path: Path, obj: dict, step: int, diffusion: bool) -> dict:
-    """What the run folder says about the training behind this checkpoint at ``step``."""
+def _folder_extra(folder: Path) -> dict | None:
+    """The ``extra`` of the run's checkpoint folder (its config.json), else None."""
+    if checkpoint_folder_files(folder) is None:
+        return None
+    try:
+        return extra_from_config(read_config(folder))
+    except CheckpointError:
+        return None
+
+
+def run_metadata(path: Path, obj: dict, step: int, objective: str) -> dict:
+    """What the run folder says about the training behind this checkpoint at ``step``
+    (trained by the pretraining task ``objective``): the data contract from the run's
+    checkpoint folder, else its model.pt (runs made before folders), else its stores."""
     run = run_folder_of(path)
-    objective = "diffusion" if diffusion else "masked_patch"
     training = {"objective": objective, "steps": step}
     summary = run / "training_summary.json"
     if summary.is_file():
@@ -84,18 +94,18 @@ def run_metadata(path: Path, obj: dict, step: int, diffusion: bool) -> dict:
             done = {}
         if int(done.get("steps", -1)) == step:  # figures of this very state only
             training = {**done, "objective": done.get("objective", objective)}
-    extra = _model_file_extra(run / "model.pt")
+    extra = _folder_extra(run / RUN_CHECKPOINT)
+    if extra is None:
+        extra = _model_file_extra(run / "model.pt")
     if extra is not None:
         return {**extra, "training": training}
     stores = (obj.get("datamodule_hyper_parameters") or {}).get("stores") or []
     found = [Path(s) for s in stores if (Path(s) / "store.json").is_file()]
     if stores and len(found) == len(stores):
-        from ..data.store import CorpusStore
-        from ..pretrain_run import preprocessing_contract
-
-        return {**preprocessing_contract([CorpusStore(s) for s in found]),
+        return {**corpus_contract([CorpusStore(s) for s in found]),
                 "training": training}
-    warnings.warn(f"{path}: neither the run's model.pt nor its corpus stores "
+    warnings.warn(f"{path}: neither the run's checkpoint folder (or model.pt) nor its corpus "
+                  "stores "
                   f"({', '.join(map(str, stores)) or 'none named'}) are at hand: the "
                   "checkpoint gets brainfm's default data contract, unverified -> run "
                   "brainfm-export from the folder the run was started in", RuntimeWarning,

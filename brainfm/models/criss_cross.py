@@ -131,6 +131,9 @@ class CrissCrossTransformer(ContractMixin, nn.Module):
             nn.init.normal_(self.head.proj.weight, std=1e-3)
             nn.init.zeros_(self.head.proj.bias)
 
+    def channel_encoding(self) -> str:
+        return channel_encoding(self.config)
+
     # ---- features ---------------------------------------------------------------------------
     def _as_patches(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
@@ -210,6 +213,15 @@ class CrissCrossTransformer(ContractMixin, nn.Module):
 
 
 AMPLITUDE_NORMS = ("none", "channel")
+
+
+def channel_encoding(config: dict) -> str:
+    """How a criss-cross model of ``config`` tells channels apart: by their place in one
+    channel order when its positional encoding (ACPE convolution) or head (flatten) depends
+    on it, else by sensor features (any montage)."""
+    if config.get("positional") == "acpe" or config.get("head") == "flatten":
+        return "channel_order"
+    return "sensor"
 
 
 def visible_rms(x: torch.Tensor, mask: torch.Tensor | None = None,

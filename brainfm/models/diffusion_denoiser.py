@@ -21,6 +21,7 @@ from torch import nn
 from ..data.sensors import N_SENSOR_FEATURES, SENSOR_TYPE_IDS
 from .contract import ContractMixin
 from .s4d import S4D
+from .transforms import staged_mu_law
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -160,7 +161,6 @@ class DiffusionDenoiser(ContractMixin, nn.Module):
                            d_time_embed=d_time_embed,
                            channel_conditioning=channel_conditioning,
                            n_channel_ids=n_channel_ids, sfreq=sfreq, patch_len=patch_len)
-        self.family = "diffusion"
         self.patch_len, self.d_model, self.d_time_embed = patch_len, d_model, d_time_embed
         self.input = nn.Sequential(nn.Linear(1, d_model), nn.ReLU())
         self.blocks = nn.ModuleList(
@@ -226,6 +226,23 @@ class DiffusionDenoiser(ContractMixin, nn.Module):
         out[valid] = pooled
         return out
 
+    # ---- features: the representation probes and embeddings read ----------------------------
+    def channel_encoding(self) -> str:
+        return channel_encoding(self.config)
+
+    def forward_layers(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
+                       channel_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per-token features of every block, bottom to top (each (B, C, N, d_model)): the
+        :meth:`latents` of the signal in the store's units after the staged mu-law."""
+        return list(self.latents(staged_mu_law(x), sensors, channel_mask).unbind(dim=2))
+
+    def forward_features(self, x: torch.Tensor, sensors: torch.Tensor | None = None,
+                         channel_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-token features (B, C, N, layers * d_model): every block's latents side by
+        side, the linear probe's input."""
+        lat = self.latents(staged_mu_law(x), sensors, channel_mask)        # (B,C,Ly,N,d)
+        return lat.permute(0, 1, 3, 2, 4).flatten(3)
+
     # ---- windows of a batch ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, sensors: torch.Tensor | None = None,
                 channel_mask: torch.Tensor | None = None,
@@ -258,5 +275,11 @@ class DiffusionDenoiser(ContractMixin, nn.Module):
         return sensors.to(torch.float32)
 
 
-__all__ = ["DiffusionDenoiser", "GateProject", "GatedS4DBlock", "SensorCode",
+def channel_encoding(config: dict) -> str:
+    """How a denoiser of ``config`` tells channels apart: by sensor features, or by the
+    reference's table of channel indices (one channel order)."""
+    return "channel_index" if config.get("channel_conditioning") == "index" else "sensor"
+
+
+__all__ = ["DiffusionDenoiser", "channel_encoding", "GateProject", "GatedS4DBlock", "SensorCode",
            "timestep_embedding"]

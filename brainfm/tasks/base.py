@@ -9,6 +9,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from ..models.registry import DEFAULT_FAMILY, FAMILIES, get_family
 from .schedules import warmup_cosine
 
 
@@ -18,6 +19,25 @@ class PretrainingTask(L.LightningModule):
     checkpoints, so a resumed run reports the mix of the whole run)."""
 
     drawn: dict
+    #: The task kind it was built as (``conf/task``'s ``kind``), set by build_task.
+    kind: str = ""
+    #: The pretext targets the task offers (its ``objective`` argument), if it has a choice.
+    OBJECTIVES: tuple[str, ...] = ()
+
+    @classmethod
+    def backbone_config(cls, model: dict) -> dict:
+        """The constructor arguments of the backbone the task builds from its ``model``
+        hyperparameter (which keeps the model config's ``family`` for the record)."""
+        return {k: v for k, v in dict(model).items() if k != "family"}
+
+    def ema_model(self):
+        """The exponential moving average of the backbone's weights the task keeps (exported
+        beside the weights, ema.safetensors), or None."""
+        return None
+
+    def pretext(self) -> dict:
+        """What the run was trained to predict and how (for the checkpoint and its card)."""
+        return {}
 
     def count_drawn(self, batch: dict) -> None:
         """Add a training batch's windows to the per-dataset count."""
@@ -58,19 +78,30 @@ class PretrainingTask(L.LightningModule):
 
 
 def build_task(task_cfg: dict, model_cfg: dict, seed: int = 0) -> PretrainingTask:
-    """The task a ``conf/task/*.yaml`` names with ``kind`` (``masked_patch`` when absent)."""
-    cfg, model_cfg = dict(task_cfg), dict(model_cfg)
-    kind = cfg.pop("kind", "masked_patch")
-    family = model_cfg.pop("family", "criss_cross")
-    wanted = {"masked_patch": "criss_cross", "diffusion": "diffusion"}
-    if kind not in wanted:
-        raise ValueError(f"task.kind={kind!r}; use one of {', '.join(wanted)}")
-    if family != wanted[kind]:
-        raise ValueError(f"task {kind!r} trains a {wanted[kind]} backbone but the model config "
-                         f"is a {family} one -> pick a matching pair, e.g. task=diffusion "
-                         "model=eegdm_tiny or task=masked_patch model=criss_cross_small")
-    if kind == "masked_patch":
-        from .pretrain import MaskedPatchPretraining as cls
-    else:
-        from .diffusion import DiffusionPretraining as cls
-    return cls(model=model_cfg, seed=seed, **cfg)
+    """The task a ``conf/task/*.yaml`` names with ``kind`` for the model a
+    ``conf/model/*.yaml`` describes (its ``family``; the default family when absent), as the
+    family's record pairs them (:func:`check_task_pairing`)."""
+    cfg = dict(task_cfg)
+    kind, cls = check_task_pairing(cfg.pop("kind", None), model_cfg)
+    task = cls(model=dict(model_cfg), seed=seed, **cfg)
+    task.kind = kind  # the objective the checkpoint records
+    return task
+
+
+def check_task_pairing(kind: str | None, model_cfg: dict) -> tuple[str, type[PretrainingTask]]:
+    """(kind, task class): the task ``kind`` (the default family's default task when None)
+    that trains the model ``model_cfg`` describes; an error naming a matching pair
+    otherwise."""
+    family = get_family(dict(model_cfg).get("family"))
+    if kind is None:
+        kind = get_family(DEFAULT_FAMILY).default_task
+    if kind not in family.tasks:
+        owners = [f for f in FAMILIES.values() if kind in f.tasks]
+        if not owners:
+            known = sorted(k for f in FAMILIES.values() for k in f.tasks)
+            raise ValueError(f"task.kind={kind!r}; use one of {', '.join(known)}")
+        raise ValueError(f"task {kind!r} trains a {owners[0].name} backbone but the model config "
+                         f"is a {family.name} one -> pick a matching pair, e.g. "
+                         + " or ".join(f"task={f.default_task} model={f.default_config}"
+                                       for f in FAMILIES.values()))
+    return kind, family.task_class(kind)

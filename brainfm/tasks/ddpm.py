@@ -1,5 +1,5 @@
-"""DDPM arithmetic: the cosine noise schedule, prediction targets, the staged mu-law, and
-DDPM/DDIM sampling over the whole chain.
+"""DDPM arithmetic: the cosine noise schedule, prediction targets, and DDPM/DDIM sampling
+over the whole chain (the staged mu-law is the model's: brainfm.models.transforms).
 
 Timesteps are integers 0..T-1 as in the reference (diffusers' DDPMScheduler with
 ``squaredcos_cap_v2``): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with
@@ -14,6 +14,10 @@ import math
 from typing import Callable
 
 import torch
+
+# the mu-law is the model's input transform (brainfm.models.transforms); named here too
+# because the DDPM recipe applies it
+from ..models.transforms import inverse_staged_mu_law, staged_mu_law
 
 PREDICTION_TYPES = ("v_prediction", "epsilon", "sample")
 
@@ -114,19 +118,6 @@ def sample(predict: Predictor, shape, schedule: CosineSchedule, method: str = "d
             mean = mean + var.sqrt() * torch.randn(*shape, generator=generator).to(device)
         x = mean
     return x
-
-
-def staged_mu_law(x: torch.Tensor, mu: float = 255.0) -> torch.Tensor:
-    """Identity on [-1, 1]; mu-law compression beyond (continuous at +-1). Signals are in
-    the store's units (100 uV for EEG/iEEG, 1000 fT or fT/cm for MEG), so only large
-    excursions are compressed."""
-    compressed = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
-    return torch.where(x.abs() <= 1, x, compressed)
-
-
-def inverse_staged_mu_law(y: torch.Tensor, mu: float = 255.0) -> torch.Tensor:
-    expanded = torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
-    return torch.where(y.abs() <= 1, y, expanded)
 
 
 __all__ = ["CosineSchedule", "PREDICTION_TYPES", "cosine_alpha_bar", "inverse_staged_mu_law",

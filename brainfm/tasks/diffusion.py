@@ -20,7 +20,8 @@ import torch
 
 from ..models.diffusion_denoiser import DiffusionDenoiser
 from .base import PretrainingTask
-from .ddpm import CosineSchedule, inverse_staged_mu_law, sample, staged_mu_law
+from ..models.transforms import inverse_staged_mu_law, staged_mu_law
+from .ddpm import CosineSchedule, sample
 
 
 class DiffusionPretraining(PretrainingTask):
@@ -32,12 +33,14 @@ class DiffusionPretraining(PretrainingTask):
                  ema_after: int = 100, ema_every: int = 10, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
-        self.model = DiffusionDenoiser(**{k: v for k, v in dict(model).items()
-                                          if k != "family"})
+        self.model = DiffusionDenoiser(**self.backbone_config(model))
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.schedule = CosineSchedule(n_steps, prediction_type)
         self.heldout: dict[str, dict] = {}
         self.drawn: dict[int, int] = {}
+
+    def ema_model(self):
+        return self.ema
 
     # ---- data -> sequences -----------------------------------------------------------------
     def _generator(self, stream: int) -> torch.Generator:

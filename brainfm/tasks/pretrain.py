@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 
 
 class MaskedPatchPretraining(PretrainingTask):
+    OBJECTIVES = OBJECTIVES
+
+    @classmethod
+    def backbone_config(cls, model: dict) -> dict:
+        return {**super().backbone_config(model), "head": "reconstruction"}
+
+    def pretext(self) -> dict:
+        hp = self.hparams
+        return {"target": hp.objective, "band_power_weight": float(hp.band_power_weight),
+                "mask_kind": hp.mask_kind, "mask_ratio": float(hp.mask_ratio)}
+
     def __init__(self, model: dict, mask_ratio: float = 0.5, mask_kind: str = "bernoulli",
                  spectral_loss_weight: float = 0.0, lr: float = 5e-4,
                  weight_decay: float = 0.05, min_lr: float = 1e-5, warmup_steps: int = 0,
@@ -56,7 +67,7 @@ class MaskedPatchPretraining(PretrainingTask):
         if objective not in OBJECTIVES:
             raise ValueError(f"task.objective={objective!r}; use one of {', '.join(OBJECTIVES)}")
         self.save_hyperparameters()
-        self.model = CrissCrossTransformer(**{**dict(model), "head": "reconstruction"})
+        self.model = CrissCrossTransformer(**self.backbone_config(model))
         d = self.model.d_model
         self.teacher = self.predictor = self.band_head = None
         if objective == "latent":

@@ -12,7 +12,7 @@ from torch import nn
 from brainfm.bench.pipelines import make_pipeline
 from brainfm.bench.protocols import make_protocol
 from brainfm.data.loading import WindowDataset
-from brainfm.models.adapters import BackboneAdapter
+from brainfm.bench.adapters import BackboneAdapter
 from brainfm.models.heads import ClassificationHead
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]

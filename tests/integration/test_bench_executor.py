@@ -147,12 +147,12 @@ def test_preempted_job_requeues_and_redoes_only_its_current_cell(prepared_stores
 
 
 def test_pretraining_runs_side_by_side(prepared_stores, tmp_path):
-    """Two leave-dataset-out pretraining runs through two local workers: both model files
-    are made; asked again, nothing starts."""
+    """Two leave-dataset-out pretraining runs through two local workers: both checkpoint
+    folders are made; asked again, nothing starts."""
     from brainfm.bench.sweep import pretrain_sweep
 
     store_root = prepared_stores[0]
-    runs = {str(tmp_path / f"without_{held}.pt"):
+    runs = {str(tmp_path / f"without_{held}"):
             ["experiment=pretrain_quick", f"store_root={store_root}",
              f"data.datasets=[{','.join(d for d in ('bonn', 'delhi', 'muse_p300') if d != held)}]",
              f"output_dir={tmp_path / held}", "trainer.max_epochs=-1", "trainer.max_steps=4",
@@ -160,7 +160,7 @@ def test_pretraining_runs_side_by_side(prepared_stores, tmp_path):
              "trainer.enable_progress_bar=false"]
             for held in ("bonn", "delhi")}
     pretrain_sweep(runs, {**LOCAL, "job_size": 1}, tmp_path / "jobs", progress=False)
-    assert all(os.path.getsize(path) > 0 for path in runs)
+    assert all(os.path.getsize(os.path.join(path, "model.safetensors")) > 0 for path in runs)
     assert len(list((tmp_path / "jobs").glob("*_0_log.err"))) == 2
     stamps = {path: os.stat(path).st_mtime_ns for path in runs}
     pretrain_sweep(runs, {**LOCAL, "job_size": 1}, tmp_path / "jobs", progress=False)

@@ -9,7 +9,8 @@ import sys
 
 import pandas as pd
 import pytest
-import torch
+
+from brainfm.checkpoint import read_model_file
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
@@ -39,8 +40,7 @@ def test_quick_experiment_end_to_end(quick_run):
     cwd, _, stdout = quick_run
     # one checkpoint per evaluated dataset, pretrained on the others only
     for dataset in ("eegmat", "ssvep_exoskeleton", "bonn"):
-        extra = torch.load(cwd / f"checkpoints/bench_quick/without_{dataset}.pt",
-                           weights_only=True)["extra"]
+        extra = read_model_file(cwd / f"checkpoints/bench_quick/without_{dataset}")[2]
         assert dataset not in extra["datasets"] and len(extra["datasets"]) == 4
     table = pd.read_csv(f"{_report_dir(stdout)}/results.csv", dtype={"subject": str})
     pipes = table.groupby("dataset")["pipeline"].unique().map(set).to_dict()

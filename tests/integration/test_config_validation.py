@@ -62,7 +62,7 @@ def test_pretraining_on_a_store_where_every_recording_failed_is_refused(tmp_path
                    f"store_root={tmp_path}/stores", f"hydra.run.dir={tmp_path}/run")
     assert out.returncode != 0
     assert "has no windows (8 of 8 recordings failed" in out.stderr, out.stderr[-3000:]
-    assert not (tmp_path / "run" / "model.pt").exists()
+    assert not (tmp_path / "run" / "checkpoint").exists()
 
 
 TINY = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "positional": "sensor"}

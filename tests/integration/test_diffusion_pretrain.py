@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import diffusion_checks, diffusion_probe
 from brainfm.checkpoint import from_pretrained
@@ -37,9 +38,17 @@ def test_diffusion_pretraining_from_one_command(tmp_path):
     # the zero-initialised output starts at the all-zeros predictor (ratio 1); 40 steps on
     # held-out subjects must already do better with the raw weights
     assert val[-1][0] < 0.99 and val[-1][0] < val[0][0] + 1e-6, val
-    model = from_pretrained(run / "model.pt")
+    model = from_pretrained(run / "checkpoint")
     assert isinstance(model, DiffusionDenoiser)
     assert model.extra["datasets"] == ["eegmat_sample"] and model.extra["sfreq"] == 200.0
+    assert not (run / "model.pt").exists()  # the checkpoint folder is the one format written
+    # the EMA weights are exported beside the weights: the run's EMA (last.ckpt is written
+    # just before the final step's EMA update, so within that one update of it; before
+    # ema_after steps the EMA copies the weights, tests/unit/test_families.py has distinct ones)
+    ema = from_pretrained(run / "checkpoint", weights="ema").state_dict()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    for name, value in ema.items():
+        assert torch.allclose(value, ckpt["state_dict"][f"ema.{name}"], atol=2e-3), name
 
     _checks_against_step(run)
     _probe_features(run, tmp_path)
@@ -72,7 +81,7 @@ def _probe_features(run: Path, tmp_path: Path) -> None:
                           "--piece", "1000", "--features", "latents", "--out", str(out)])
     data = np.load(out)
     n = len(data["label"])
-    model = from_pretrained(run / "model.pt")
+    model = from_pretrained(run / "checkpoint")
     width = len(model.blocks) * model.d_model
     for name in ("trained_model", "trained_ema", "random_init"):
         assert data[f"features_{name}"].shape == (n, width)

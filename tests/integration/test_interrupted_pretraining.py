@@ -83,7 +83,7 @@ def test_stop_signal_checkpoints_and_resume_finishes_the_run(tmp_path, straight,
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err[-3000:]
     assert f"{signal.Signals(sig).name} received" in err and "resume=" in err
-    assert not (run / "model.pt").exists()  # an interrupted run exports nothing
+    assert not (run / "checkpoint").exists()  # an interrupted run exports nothing
     stopped_at = _ckpt_step(last)
     assert 10 <= stopped_at < straight_result["global_step"]
 
@@ -103,7 +103,7 @@ def test_kill_9_then_resume_loses_nothing(tmp_path, straight):
     result = _run(run, store_root, f"resume={last}")
     assert result["global_step"] == straight_result["global_step"]
     assert _step_counts(run) == _step_counts(straight_run)
-    assert (run / "model.pt").exists()
+    assert (run / "checkpoint" / "config.json").exists()
 
 
 def test_resume_from_a_missing_checkpoint_is_explained(tmp_path, straight):
@@ -126,8 +126,7 @@ def test_pretraining_again_into_a_finished_run_is_refused(tmp_path, straight):
     done = subprocess.run(_cmd(straight_run, store_root), capture_output=True, text=True,
                           timeout=300, env=_env())
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert f"{straight_run} holds a finished pretraining run (model.pt, result.json" \
-        in done.stderr
+    assert f"{straight_run} holds a finished pretraining run (result.json" in done.stderr
     assert "resume=" in done.stderr and "overwrite=true" in done.stderr
     assert _files(straight_run) == before  # the trained run is untouched
     # overwrite=true starts over, deleting the run's outputs only
@@ -183,18 +182,20 @@ def test_checkpoints_on_a_time_interval_and_progress_lines(tmp_path, straight):
 def test_bench_pretrained_block_shows_progress_and_starts_over_a_finished_run(
         tmp_path, straight, capfd):
     """The benchmark's ``pretrained`` block: progress lines instead of silence; its own run
-    folder, finished but its model file not copied out, is started over, not refused."""
-    from brainfm.bench.pretrained import ensure_pretrained
+    folder, finished but its checkpoint not copied out, is started over, not refused."""
+    import shutil
+
+    from brainfm.bench.sweep import ensure_pretrained
 
     store_root = straight[0]
     spec = {"experiment": "pretrain_quick", "datasets": ["eegmat_sample"],
-            "leave_dataset_out": False, "path": str(tmp_path / "without_{dataset}.pt"),
+            "leave_dataset_out": False, "path": str(tmp_path / "without_{dataset}"),
             "overrides": ["trainer.max_epochs=-1", "trainer.max_steps=12",
                           "trainer.enable_progress_bar=false", "progress_every_s=0.2"]}
     path = Path(ensure_pretrained(spec, ["x"], store_root)["x"])
     err = capfd.readouterr().err
-    assert path.is_file() and "brainfm-pretrain: step 12/12 (100%)" in err
+    assert (path / "config.json").is_file() and "brainfm-pretrain: step 12/12 (100%)" in err
     assert re.search(r"step \d+/12 \(\d+%\), .*about .* left", err), err[-2000:]
-    path.unlink()
+    shutil.rmtree(path)
     ensure_pretrained(spec, ["x"], store_root)
-    assert "overwrite=true" in capfd.readouterr().out and path.is_file()
+    assert "overwrite=true" in capfd.readouterr().out and (path / "config.json").is_file()

@@ -16,7 +16,7 @@ from brainfm.bench.pipelines import make_pipeline
 from brainfm.bench.protocols import make_protocol
 from brainfm.checkpoint import save_model
 from brainfm.data.loading import WindowDataset
-from brainfm.models.adapters import get_adapter
+from brainfm.bench.adapters import get_adapter
 from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 from brainfm.models.latent_cache import CachedLatentWindows, LatentCache, cached_latent_windows
 

@@ -178,7 +178,7 @@ def _lightning_checkpoint(run: Path) -> Path:
     folder with its model file."""
     import lightning as L
 
-    from brainfm.checkpoint import save_model
+    from brainfm.hub.folder import save_pretrained
     from brainfm.tasks.pretrain import MaskedPatchPretraining
 
     cfg = dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, patch_len=200)
@@ -187,7 +187,7 @@ def _lightning_checkpoint(run: Path) -> Path:
     path.parent.mkdir(parents=True)
     torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams),
                 "global_step": 3, "pytorch-lightning_version": L.__version__}, path)
-    save_model(task.model, run / "model.pt", extra={"datasets": ["eegmat_sample"]})
+    save_pretrained(task.model, run / "checkpoint", datasets=["eegmat_sample"])
     return path
 
 

@@ -10,6 +10,7 @@ import torch
 import brainfm
 from brainfm.bench.pipelines import ProbePipeline
 from brainfm.bench.protocols import LeaveOneSubjectOut
+from brainfm.checkpoint import from_pretrained
 from brainfm.data.loading import WindowDataset
 from brainfm.models.heads import masked_mean
 
@@ -79,7 +80,7 @@ def _check_teacher(run):
     moved = [k for k, v in teacher.items() if v.dtype.is_floating_point and v.numel() > 1
              and "layers" in k]
     assert moved and any(not torch.equal(teacher[k], state[f"model.{k}"]) for k in moved)
-    exported = torch.load(run / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+    exported = from_pretrained(run / "checkpoint").state_dict()
     assert not any(k.startswith(("teacher", "predictor", "band_head")) for k in exported)
 
 

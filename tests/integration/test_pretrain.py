@@ -51,7 +51,7 @@ def test_pretraining_beats_the_trivial_predictors_on_held_out_subjects(tmp_path,
     assert held["model_vs_best_trivial"] < 0.97, held
     curve = [v for _, v in _metric(run, "val_by_dataset/eegmat/model_vs_best_trivial")]
     assert len(curve) == 2 and curve[-1] == pytest.approx(held["model_vs_best_trivial"])
-    model = from_pretrained(run / "model.pt")
+    model = from_pretrained(run / "checkpoint")
     assert model.extra["datasets"] == ["eegmat"] and model.extra["sfreq"] == 200.0
     training = model.extra["training"]
     assert training["heldout"]["eegmat"] == held and training["view"] == "continuous"
@@ -66,8 +66,8 @@ def test_resume_continues_exactly(tmp_path, store_root):
     last = tmp_path / "part" / "checkpoints" / "last.ckpt"
     _pretrain(tmp_path / "resumed", store_root, *common, "trainer.max_epochs=2",
               f"resume={last}")
-    a = from_pretrained(tmp_path / "straight" / "model.pt").state_dict()
-    b = from_pretrained(tmp_path / "resumed" / "model.pt").state_dict()
+    a = from_pretrained(tmp_path / "straight" / "checkpoint").state_dict()
+    b = from_pretrained(tmp_path / "resumed" / "checkpoint").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -78,4 +78,4 @@ def test_ddp_cpu_two_processes_split_the_batches(tmp_path, store_root):
                     "trainer.max_epochs=1", "data.val_fraction=0.2", "trainer=ddp_cpu")
     # each rank took every other batch: half the optimiser steps per epoch
     assert two["global_step"] == (one["global_step"] + 1) // 2
-    assert (tmp_path / "two" / "model.pt").exists()
+    assert (tmp_path / "two" / "checkpoint" / "config.json").exists()

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
+from brainfm.bench.adapters import BackboneAdapter, get_adapter
 from brainfm.checkpoint import from_pretrained, read_model_config, save_model
-from brainfm.models import CrissCrossTransformer
-from brainfm.models.adapters import BackboneAdapter, CrissCrossAdapter, get_adapter
+from brainfm.models.registry import get_family
 
-TINY = dict(d_model=32, n_layers=2, n_heads=4, d_ff=64, patch_len=40, dropout=0.0)
+TINY = get_family("criss_cross").small_config
 
 
 def _batch(b=3, c=5, n=4, p=40):
@@ -30,7 +30,7 @@ def test_both_heads_classify_and_survive_a_model_file(head, tmp_path):
 
 
 def test_flatten_head_needs_its_montage_and_ignores_padding():
-    adapter = CrissCrossAdapter()
+    adapter = get_adapter("criss_cross")
     model = adapter.classifier(adapter.load({"model": TINY}), "flatten", 2, n_chans=5,
                                n_patches=4).eval()
     x, sensors = _batch()
@@ -43,11 +43,11 @@ def test_flatten_head_needs_its_montage_and_ignores_padding():
     assert torch.allclose(model(x, sensors, mask), model(noisy, sensors, mask), atol=1e-5)
 
 
-def test_scratch_builds_the_checkpoint_architecture_untrained(tmp_path):
-    trained = CrissCrossTransformer(**TINY)
+def test_scratch_builds_the_checkpoint_architecture_untrained(tmp_path, small_model):
+    trained = small_model("criss_cross")
     path = save_model(trained, tmp_path / "m.pt")
     torch.manual_seed(123)
-    fresh = CrissCrossAdapter().load({"checkpoint": str(path)}, pretrained=False)
+    fresh = get_adapter("criss_cross").load({"checkpoint": str(path)}, pretrained=False)
     assert fresh.config == read_model_config(path)
     differs = [not torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
                                                      trained.state_dict().values())]
@@ -62,5 +62,11 @@ def test_unknown_families_and_heads_are_named():
     with pytest.raises(ValueError, match="not a BackboneAdapter"):
         get_adapter("torch.nn:Linear")
     with pytest.raises(ValueError, match="no head 'attention'.*pooled, flatten"):
-        CrissCrossAdapter().check_head("attention")
-    assert isinstance(get_adapter("brainfm.models.adapters:CrissCrossAdapter"), BackboneAdapter)
+        get_adapter("criss_cross").check_head("attention")
+    assert isinstance(get_adapter(f"{__name__}:OutsideAdapter"), OutsideAdapter)
+
+
+class OutsideAdapter(BackboneAdapter):
+    """A backbone that is no registered family, named by its import path."""
+
+    family, heads = "outside", ("pooled",)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from brainfm.models.adapters import get_adapter
-from brainfm.models.diffusion_denoiser import DiffusionDenoiser
+from brainfm.bench.adapters import get_adapter
 from brainfm.models.latent_fusion import LatentFusionHead, pool_latents
 
 TINY = dict(d_model=8, d_state=8, n_layers=3, d_cond=16, d_time_embed=8, patch_len=50)
@@ -19,9 +18,9 @@ def _inputs(b, c, n, patch=50, seed=0):
 
 
 @pytest.mark.parametrize("c", [1, 4, 19])
-def test_latent_shapes_for_any_montage(c):
+def test_latent_shapes_for_any_montage(c, small_model):
     torch.manual_seed(0)
-    model = DiffusionDenoiser(**TINY).eval()
+    model = small_model("diffusion", n_layers=3, patch_len=50).eval()
     x, sensors = _inputs(2, c, 3)
     mask = torch.ones(2, c, dtype=torch.bool)
     if c > 1:
@@ -39,8 +38,8 @@ def test_latent_shapes_for_any_montage(c):
     torch.testing.assert_close(lat[valid[0], valid[1]], manual, atol=1e-5, rtol=1e-5)
 
 
-def test_latents_need_whole_patches():
-    model = DiffusionDenoiser(**TINY)
+def test_latents_need_whole_patches(small_model):
+    model = small_model("diffusion", n_layers=3, patch_len=50)
     with pytest.raises(ValueError, match="120 samples"):
         model.latents(torch.zeros(1, 1, 120), torch.zeros(1, 1, 8))
 

@@ -248,7 +248,7 @@ def test_run_metadata_reads_the_model_files_extra_not_its_weights(tmp_path):
                 "state_dict": {"w": torch.zeros(10_000_000)}, "extra": METADATA},
                run / "model.pt")
     before = _bytes_read()
-    extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, diffusion=False)
+    extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, "masked_patch")
     assert _bytes_read() - before < 1_000_000
     assert extra["datasets"] == ["eegmat"] and extra["channels"] == METADATA["channels"]
     assert extra["training"] == {"objective": "masked_patch", "steps": 7}
@@ -266,7 +266,7 @@ def test_run_metadata_never_runs_code_in_a_model_file(tmp_path, capfd):
     (run / "checkpoints").mkdir(parents=True)
     torch.save({"format": MODEL_FORMAT, "extra": {"datasets": Boom()}}, run / "model.pt")
     with pytest.warns(RuntimeWarning, match="default data contract, unverified"):
-        extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, diffusion=False)
+        extra = run_metadata(run / "checkpoints" / "last.ckpt", {}, 7, "masked_patch")
     assert "datasets" not in extra and "pwned" not in capfd.readouterr().out
 
 

@@ -9,10 +9,7 @@ import pytest
 import torch
 
 from brainfm.models import latent_cache
-from brainfm.models.diffusion_denoiser import DiffusionDenoiser
 from brainfm.models.latent_cache import LatentCache, checkpoint_hash, estimate_bytes
-
-TINY = dict(d_model=8, d_state=8, n_layers=2, d_cond=16, d_time_embed=8, patch_len=50)
 
 
 def _data(n=5, c=3, samples=100):
@@ -37,9 +34,9 @@ def _get(cache, model, batches, **kw):
     return cache.get_or_build(model, batches, **{**args, **kw})
 
 
-def test_built_once_then_reused_and_equal_to_the_model(tmp_path):
+def test_built_once_then_reused_and_equal_to_the_model(tmp_path, small_model):
     torch.manual_seed(0)
-    model = DiffusionDenoiser(**TINY).train()
+    model = small_model("diffusion", patch_len=50).train()
     x, sensors, mask, batches, calls = _data()
     logs = []
     cache = LatentCache(tmp_path, log=logs.append)
@@ -56,10 +53,10 @@ def test_built_once_then_reused_and_equal_to_the_model(tmp_path):
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".npy"]  # no temporaries
 
 
-def test_batches_in_any_order_land_in_their_rows(tmp_path):
+def test_batches_in_any_order_land_in_their_rows(tmp_path, small_model):
     """Batches may say where their windows go (``row``), as brainfm's loader orders them."""
     torch.manual_seed(0)
-    model = DiffusionDenoiser(**TINY).eval()
+    model = small_model("diffusion", patch_len=50).eval()
     x, sensors, mask, batches, _ = _data()
     order = [4, 2, 0, 3, 1]
 
@@ -73,9 +70,9 @@ def test_batches_in_any_order_land_in_their_rows(tmp_path):
     np.testing.assert_array_equal(rowed, in_order)
 
 
-def test_other_weights_or_data_get_their_own_file(tmp_path):
+def test_other_weights_or_data_get_their_own_file(tmp_path, small_model):
     torch.manual_seed(0)
-    model = DiffusionDenoiser(**TINY)
+    model = small_model("diffusion", patch_len=50)
     *_, batches, calls = _data()
     cache = LatentCache(tmp_path, log=lambda s: None)
     a = np.array(_get(cache, model, batches))
@@ -89,9 +86,9 @@ def test_other_weights_or_data_get_their_own_file(tmp_path):
     assert calls["passes"] == 3 and len(list(tmp_path.glob("*.npy"))) == 3
 
 
-def test_refused_when_the_disk_is_too_small(tmp_path, monkeypatch):
+def test_refused_when_the_disk_is_too_small(tmp_path, monkeypatch, small_model):
     torch.manual_seed(0)
-    model = DiffusionDenoiser(**TINY)
+    model = small_model("diffusion", patch_len=50)
     *_, batches, calls = _data()
     need = estimate_bytes((5, 3, 2, 2, 8))
     assert need == 2 * 5 * 3 * 2 * 2 * 8
@@ -103,9 +100,9 @@ def test_refused_when_the_disk_is_too_small(tmp_path, monkeypatch):
     assert calls["passes"] == 0 and not list(tmp_path.iterdir())
 
 
-def test_an_interrupted_build_leaves_nothing_to_reuse(tmp_path):
+def test_an_interrupted_build_leaves_nothing_to_reuse(tmp_path, small_model):
     torch.manual_seed(0)
-    model = DiffusionDenoiser(**TINY)
+    model = small_model("diffusion", patch_len=50)
     *_, batches, _ = _data()
 
     def failing():

@@ -59,8 +59,8 @@ def test_no_heldout_figures_is_said_not_passed():
 def test_a_diffusion_run_is_summarised_by_its_own_held_out_figures():
     """A denoiser's held-out rows (v-MSE vs predicting zeros) are shown, raw and EMA, with
     no masked-patch verdict (it has no channel-mean predictor to beat)."""
-    result = {"global_step": 40, "heldout": {"eegmat": {"model_vs_zero": 0.25,
-                                                        "ema_vs_zero": 0.5}}}
+    result = {"global_step": 40, "objective": "diffusion",
+              "heldout": {"eegmat": {"model_vs_zero": 0.25, "ema_vs_zero": 0.5}}}
     text = pretrain_summary(result, 3.0)
     assert "eegmat: 0.250 / 0.500" in text and "diffusion_checks.py" in text
     assert "masked-patch" not in text and "trivial" not in text

@@ -1,0 +1,1 @@
+"""The model families brainfm ships, one module each (see brainfm.models.family)."""
