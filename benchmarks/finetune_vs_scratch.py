@@ -33,7 +33,9 @@ METRIC = "balanced_accuracy"
 
 
 def bench_command(dataset: str, seed: int, arm: str, runs: Path, out: Path) -> list[str]:
-    checkpoint = runs / arm / f"without_{dataset}_seed{seed}" / "model.pt"
+    from brainfm.run_folder import run_checkpoint
+
+    checkpoint = run_checkpoint(runs / arm / f"without_{dataset}_seed{seed}")
     return [str(Path(sys.executable).parent / "brainfm-bench"),
             "experiment=finetune_vs_scratch_cpu", f"datasets=[{dataset}]", f"seeds=[{seed}]",
             f"pretrained.path={checkpoint}", "progress=false",
