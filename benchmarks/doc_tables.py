@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from benchmarks import bench_cost as bench_cost_script
 from benchmarks import diffusion_speed as diffusion_speed_script
 from benchmarks import executor_speed as executor_speed_script
+from benchmarks import finetune_vs_scratch as finetune_vs_scratch_script
 from benchmarks import prep as prep_script
 from benchmarks import pretrain_transfer as pretrain_transfer_script
 from benchmarks import subject_norm as subject_norm_script
@@ -494,9 +495,12 @@ def representation_selection(path: Path) -> str:
     for r in rows:
         groups[(r["dataset"], r["arm"], r.get("features", "raw"))].append(r)
     for (dataset, arm, features), sub in groups.items():
-        means = [statistics.mean(float(r[k]) for r in sub) for k in layers]
-        best = max(means)
-        cells = [f"**{m:.3f}**" if m == best else f"{m:.3f}" for m in means]
+        # a family with fewer layers (the diffusion arm's 2 blocks) leaves the rest empty
+        means = [statistics.mean(float(r[k]) for r in sub) if sub[0][k] else None
+                 for k in layers]
+        best = max(m for m in means if m is not None)
+        cells = ["-" if m is None else f"**{m:.3f}**" if m == best else f"{m:.3f}"
+                 for m in means]
         lines.append(f"| {dataset} | {arm} | {features.replace('_', ' ')} | {len(sub)} | "
                      + " | ".join(cells) + " | "
                      + ", ".join(r["layer"] for r in sub) + " |")
@@ -581,3 +585,10 @@ def reconstruction_report(path: Path) -> str:
                      + ", ".join(f"{v:.3f}" for v in r["model_vs_best_trivial_per_run"])
                      + f" | {r['diff_vs_zeros']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] |")
     return "\n".join(lines)
+
+
+def finetune_vs_scratch(path: Path) -> str:
+    """Fine-tuned vs from scratch per dataset (benchmarks/finetune_vs_scratch.py's table)."""
+    import pandas as pd
+
+    return finetune_vs_scratch_script.markdown(pd.read_csv(path))

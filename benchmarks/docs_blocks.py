@@ -131,6 +131,8 @@ BLOCKS = [
           (f"{R}/representations/comparisons.csv",), t.representation_vs_random),
     Block("representation-vs-band-power", "docs/pretraining.md",
           (f"{R}/representations/comparisons.csv",), t.representation_vs_band_power),
+    Block("finetune-vs-scratch", "docs/pretraining.md",
+          (f"{R}/finetune_vs_scratch/comparisons.csv",), t.finetune_vs_scratch),
 ]
 
 
